@@ -1,0 +1,55 @@
+"""The ``mtl-nlp`` command line: ``train`` a recipe (more sub-commands: ``mtl-nlp --help``)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from .errors import MtlNlpError
+
+
+def _train(args: argparse.Namespace) -> int:
+    from .config import load_recipe
+    from .training.run import train
+
+    train(load_recipe(args.recipe, args.overrides))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every sub-command and its help text."""
+    parser = argparse.ArgumentParser(
+        prog="mtl-nlp",
+        description="Multi-task NLP on Hugging Face transformers: one encoder, many task heads.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="Log debug messages too.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    train = commands.add_parser("train", help="Train the tasks of a YAML recipe jointly and write reports.")
+    train.add_argument("recipe", help="Path of the recipe (YAML).")
+    train.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="KEY=VALUE",
+        help="Override recipe keys, e.g. training.learning_rate=3e-5 tasks.ner.batch_size=16.",
+    )
+    train.set_defaults(run=_train)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; bad input ends with a one-line error and exit status 2."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
+    for noisy in ("httpx", "httpcore", "urllib3", "filelock", "datasets", "huggingface_hub"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    try:
+        return args.run(args)
+    except MtlNlpError as error:
+        print(f"mtl-nlp: error: {error}", file=sys.stderr)
+        return 2

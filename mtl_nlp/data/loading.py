@@ -1,0 +1,94 @@
+"""Load a task's raw splits from local files or the Hub, through ``datasets`` wherever it can read the format."""
+
+from __future__ import annotations
+
+import csv
+import os
+from itertools import islice
+
+from datasets import Dataset, DatasetDict, load_dataset
+
+from ..config import DATA_SPLITS, DataConfig
+from ..errors import DataError
+from .conll import read_conll
+
+_FORMAT_BY_EXTENSION = {
+    ".conll": "conll",
+    ".txt": "conll",
+    ".bio": "conll",
+    ".iob": "conll",
+    ".tsv": "tsv",
+    ".csv": "csv",
+    ".json": "json",
+    ".jsonl": "json",
+}
+
+
+def file_format(path: str, declared: str) -> str:
+    """The format of ``path``: the declared one, or the one its extension implies."""
+    if declared != "auto":
+        return declared
+    extension = os.path.splitext(path)[1].lower()
+    if extension not in _FORMAT_BY_EXTENSION:
+        raise DataError(
+            f"{path}: cannot tell the format from the extension {extension!r}; set data.format to one of "
+            "conll, tsv, csv, json."
+        )
+    return _FORMAT_BY_EXTENSION[extension]
+
+
+def _has_rows(path: str, header_lines: int) -> bool:
+    """Whether the file has a non-blank line after its header lines (reads no further than that)."""
+    with open(path, "rb") as handle:
+        rows = (line for line in handle if line.strip())
+        return next(islice(rows, header_lines, None), None) is not None
+
+
+def read_file(path: str, data: DataConfig) -> Dataset:
+    """Read one local file into a ``Dataset``."""
+    if not os.path.isfile(path):
+        raise DataError(f"{path}: no such file. Check the path in the recipe's data section.")
+    kind = file_format(path, data.format)
+    if kind == "conll":
+        return read_conll(path, data.conll_columns)
+    header_lines = 0 if kind == "json" else 1
+    if not _has_rows(path, header_lines):
+        raise DataError(
+            f"{path}: the file has no examples. Give a file with {'a header row and ' * header_lines}examples."
+        )
+    try:
+        if kind == "json":
+            return load_dataset("json", data_files=path, split="train")
+        # GLUE-style TSV files hold bare quote characters inside sentences: never treat them as quoting.
+        options = {"delimiter": "\t", "quoting": csv.QUOTE_NONE} if kind == "tsv" else {}
+        return load_dataset("csv", data_files=path, split="train", **options)
+    except UnicodeDecodeError as error:
+        raise DataError(
+            f"{path}: bytes that are not UTF-8 at byte {error.start}. Re-encode the file as UTF-8."
+        ) from None
+    except Exception as error:
+        cause = error.__cause__ or error
+        if isinstance(cause, UnicodeDecodeError):
+            raise DataError(
+                f"{path}: bytes that are not UTF-8 at byte {cause.start}. Re-encode the file as UTF-8."
+            ) from None
+        raise DataError(f"{path}: could not be read as {kind}: {cause}") from error
+
+
+def load_splits(data: DataConfig) -> DatasetDict:
+    """Load every configured split, cut to the configured sizes; a split with no examples is an error."""
+    if data.hub_dataset:
+        loaded = load_dataset(data.hub_dataset, data.hub_config)
+        splits = {split: loaded[split] for split in DATA_SPLITS if split in loaded}
+        sources = {split: f"{data.hub_dataset}[{split}]" for split in splits}
+    else:
+        files = data.files()
+        splits = {split: read_file(path, data) for split, path in files.items()}
+        sources = files
+    for split, dataset in splits.items():
+        limit = data.max_train_examples if split == "train" else data.max_eval_examples
+        if limit is not None:
+            splits[split] = dataset.select(range(min(limit, len(dataset))))
+        if len(splits[split]) == 0:
+            raise DataError(f"{sources[split]}: the {split} split has no examples. Give a file with examples.")
+    return DatasetDict(splits)

@@ -1,0 +1,17 @@
+"""The toolkit's exception types: each message names the file, line, example or key at fault and what to do."""
+
+
+class MtlNlpError(Exception):
+    """Base class of every error the toolkit raises on bad input."""
+
+
+class RecipeError(MtlNlpError, ValueError):
+    """A recipe key is unknown, missing or has a value of the wrong type or range."""
+
+
+class DataError(MtlNlpError, ValueError):
+    """A data file or split cannot be used as it is (malformed line, unknown label, empty split, …)."""
+
+
+class ModelLoadError(MtlNlpError, OSError):
+    """A backbone or saved model cannot be found or loaded."""

@@ -1,0 +1,1 @@
+"""Scoring predictions and writing the reports people and programs read."""

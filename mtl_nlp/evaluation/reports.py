@@ -1,0 +1,58 @@
+"""Report files: per task a text report, a JSON file with stable keys and a predictions file; a summary."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ..tasks import TaskEvaluation
+
+
+def write_task_report(directory: str | Path, evaluation: TaskEvaluation) -> list[Path]:
+    """Write ``<task>.<split>.report.txt``, ``….report.json`` and ``….predictions<suffix>``; return the paths."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    stem = f"{evaluation.task}.{evaluation.split}"
+    text = directory / f"{stem}.report.txt"
+    text.write_text(evaluation.report, encoding="utf-8")
+    data = directory / f"{stem}.report.json"
+    payload = {
+        "task": evaluation.task,
+        "split": evaluation.split,
+        "headline": evaluation.headline,
+        "headline_value": evaluation.headline_value,
+        "metrics": evaluation.metrics,
+    }
+    data.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    predictions = directory / f"{stem}.predictions{evaluation.predictions_suffix}"
+    predictions.write_text(evaluation.predictions, encoding="utf-8")
+    return [text, data, predictions]
+
+
+def summary_rows(evaluations: list[TaskEvaluation]) -> list[tuple[str, str, str, float]]:
+    """(task, split, headline metric, value) per evaluation."""
+    return [(e.task, e.split, e.headline, e.headline_value) for e in evaluations]
+
+
+def summary_table(evaluations: list[TaskEvaluation]) -> str:
+    """A Markdown table of each task's headline metric, readable as plain text too."""
+    lines = ["| task | split | metric | value |", "|---|---|---|---|"]
+    lines += [
+        f"| {task} | {split} | {metric} | {value:.4f} |" for task, split, metric, value in summary_rows(evaluations)
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def write_summary(directory: str | Path, evaluations: list[TaskEvaluation]) -> list[Path]:
+    """Write ``summary.json`` and ``summary.md`` across tasks."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    data = directory / "summary.json"
+    rows = [
+        {"task": task, "split": split, "metric": metric, "value": value}
+        for task, split, metric, value in summary_rows(evaluations)
+    ]
+    data.write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
+    table = directory / "summary.md"
+    table.write_text(summary_table(evaluations), encoding="utf-8")
+    return [data, table]

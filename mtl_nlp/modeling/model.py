@@ -1,0 +1,94 @@
+"""``MultiTaskModel``: one pretrained encoder shared by a stock transformers head per task."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+from transformers import AutoModel, PreTrainedModel
+from transformers.utils import ModelOutput
+
+from ..errors import ModelLoadError
+from ..paths import resolve_model_location
+from .config import MultiTaskConfig
+from .heads import build_head, shared_slot
+
+ENCODER_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+
+
+class MultiTaskModel(PreTrainedModel):
+    """A shared ``AutoModel`` encoder and one head per task (``config.tasks``).
+
+    ``model(task="ner", input_ids=…, attention_mask=…, labels=…)`` runs the encoder and that task's head and
+    returns the stock output type (``TokenClassifierOutput``, ``SequenceClassifierOutput``, …), with the loss
+    when targets are given. :meth:`forward_heads` runs the encoder once for several heads. Saved and loaded
+    with ``save_pretrained`` / ``from_pretrained`` (safetensors weights, ``config.json``).
+    """
+
+    config_class = MultiTaskConfig
+    base_model_prefix = "encoder"
+
+    def __init__(self, config: MultiTaskConfig) -> None:
+        super().__init__(config)
+        encoder_config = config.encoder_config()
+        self.encoder = AutoModel.from_config(encoder_config)
+        self.heads = nn.ModuleDict({name: build_head(encoder_config, spec) for name, spec in config.tasks.items()})
+        self.post_init()
+
+    @classmethod
+    def from_backbone(
+        cls,
+        name_or_path: str,
+        tasks: dict[str, dict[str, Any]],
+        *,
+        revision: str | None = None,
+        trust_remote_code: bool = False,
+    ) -> MultiTaskModel:
+        """A new multi-task model: pretrained encoder weights from ``name_or_path``, new heads for ``tasks``.
+
+        ``name_or_path`` is a Hub id, a local directory or ``pkg:<package>/<dir>``.
+        """
+        location = resolve_model_location(name_or_path)
+        try:
+            encoder = AutoModel.from_pretrained(location, revision=revision, trust_remote_code=trust_remote_code)
+        except OSError as error:
+            raise ModelLoadError(
+                f"backbone {name_or_path!r} could not be loaded ({error}). Give a local model directory, or a "
+                "Hub id with network access (offline, set HF_HUB_OFFLINE=1 to fail fast)."
+            ) from None
+        model = cls(MultiTaskConfig(encoder=encoder.config.to_dict(), tasks=tasks))
+        model.encoder = encoder
+        return model
+
+    @property
+    def task_names(self) -> list[str]:
+        """The tasks this model has a head for."""
+        return list(self.heads)
+
+    def forward(self, task: str, **inputs: torch.Tensor) -> ModelOutput:
+        """Run the encoder and the head of ``task``; ``inputs`` hold the encoder inputs and the head's targets."""
+        encoder_inputs = {name: inputs.pop(name) for name in ENCODER_INPUTS if inputs.get(name) is not None}
+        return self._run_head(task, self.encoder(**encoder_inputs), encoder_inputs, inputs)
+
+    def forward_heads(self, tasks: list[str] | None = None, **encoder_inputs: torch.Tensor) -> dict[str, ModelOutput]:
+        """Run the encoder once and every head in ``tasks`` (default: all) on its output."""
+        encoded = self.encoder(**encoder_inputs)
+        return {task: self._run_head(task, encoded, encoder_inputs, {}) for task in tasks or self.task_names}
+
+    def _run_head(
+        self,
+        task: str,
+        encoded: ModelOutput,
+        encoder_inputs: dict[str, torch.Tensor],
+        targets: dict[str, Any],
+    ) -> ModelOutput:
+        if task not in self.heads:
+            raise KeyError(f"no head for task {task!r}; this model has {', '.join(self.heads)}.")
+        head = self.heads[task]
+        slot = shared_slot(head)
+        slot.output = encoded
+        try:
+            return head(**encoder_inputs, **targets)
+        finally:
+            slot.output = None

@@ -1,0 +1,118 @@
+"""The interface every task type implements, and what they share: loading, encoding, batching."""
+
+from __future__ import annotations
+
+import dataclasses
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+import pyarrow.compute as pc
+import torch
+from datasets import Dataset, DatasetDict
+from transformers import PreTrainedTokenizerBase
+from transformers.utils import ModelOutput
+
+from ..config import TaskConfig
+from ..data.collator import PaddingCollator
+from ..data.loading import load_splits
+
+MAX_DEFAULT_LENGTH = 512
+
+
+@dataclass
+class TaskEvaluation:
+    """One task's scores on one split, with what the report files hold."""
+
+    task: str
+    split: str
+    metrics: dict[str, Any]
+    headline: str
+    report: str
+    predictions: str
+    predictions_suffix: str
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def headline_value(self) -> float:
+        """The task's main score (F1, accuracy, …), the one that summaries and model selection use."""
+        return float(self.metrics[self.headline])
+
+
+class Task(ABC):
+    """One named task: its data, labels, encoding, head, decoding and metrics.
+
+    Subclasses set ``config_class`` and ``head_type`` and implement the abstract methods; nothing outside
+    ``mtl_nlp.tasks`` branches on the task type.
+    """
+
+    config_class: ClassVar[type[TaskConfig]]
+    head_type: ClassVar[str]
+    target_columns: ClassVar[tuple[str, ...]] = ("labels",)
+    target_pad_values: ClassVar[dict[str, int]] = {"labels": -100}
+
+    def __init__(self, name: str, config: TaskConfig, tokenizer: PreTrainedTokenizerBase) -> None:
+        self.name = name
+        self.config = config
+        self.tokenizer = tokenizer
+        self.labels: list[str] | None = list(config.labels) if config.labels else None
+        self.raw = DatasetDict()
+        self.encoded = DatasetDict()
+
+    @property
+    def max_length(self) -> int:
+        """The longest encoded input: the recipe's value, else the tokenizer's limit capped at 512."""
+        return self.config.max_length or min(self.tokenizer.model_max_length, MAX_DEFAULT_LENGTH)
+
+    def prepare(self) -> None:
+        """Load and check every split, settle the label list, and encode the splits (cached by ``datasets``)."""
+        self.raw = self.check(load_splits(self.config.data))
+        self.encoded = DatasetDict({split: self.encode(dataset) for split, dataset in self.raw.items()})
+
+    def lengths(self, split: str) -> np.ndarray:
+        """The encoded length (in tokens) of every example of a split, read from Arrow without decoding rows."""
+        column = self.encoded[split].data.column("input_ids")
+        return pc.list_value_length(column).to_numpy(zero_copy_only=False)
+
+    def split_source(self, split: str) -> str:
+        """Where a split came from (file path or Hub name), for error messages."""
+        return self.config.data.files().get(split) or f"{self.config.data.hub_dataset}[{split}]"
+
+    def head_spec(self) -> dict[str, Any]:
+        """What the model needs to build and describe this task's head (saved in the model's config)."""
+        return {
+            "type": self.head_type,
+            "id2label": list(self.labels or []),
+            "task_config": dataclasses.asdict(self.config),
+        }
+
+    def model_columns(self) -> list[str]:
+        """Encoded columns a batch feeds the model: the tokenizer's inputs and the head's targets."""
+        present = self.encoded[next(iter(self.encoded))].column_names
+        names = [*self.tokenizer.model_input_names, *self.target_columns]
+        return [name for name in names if name in present]
+
+    def collator(self, pad_to_multiple_of: int | None = None) -> PaddingCollator:
+        """The padding collator for this task's encoded columns."""
+        pad_values = {
+            "input_ids": self.tokenizer.pad_token_id,
+            "token_type_ids": self.tokenizer.pad_token_type_id,
+        }
+        return PaddingCollator({**pad_values, **self.target_pad_values}, pad_to_multiple_of)
+
+    @abstractmethod
+    def check(self, raw: DatasetDict) -> DatasetDict:
+        """Validate the raw splits (columns, label values), set ``self.labels`` and return the splits to use."""
+
+    @abstractmethod
+    def encode(self, dataset: Dataset) -> Dataset:
+        """Tokenize a raw split into model inputs and targets (with ``Dataset.map``, so it is cached)."""
+
+    @abstractmethod
+    def batch_predictions(self, output: ModelOutput, batch: dict[str, torch.Tensor]) -> list[np.ndarray]:
+        """Reduce the head's output for a batch to one compact array per example (what evaluation keeps)."""
+
+    @abstractmethod
+    def evaluate(self, split: str, predictions: list[np.ndarray]) -> TaskEvaluation:
+        """Score per-example predictions (in encoded order) against the split's gold labels."""

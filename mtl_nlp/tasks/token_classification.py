@@ -1,0 +1,227 @@
+"""Token classification (NER, chunking, POS): one tag per word, scored at word level on the original tokens."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from itertools import chain
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from datasets import ClassLabel, Dataset, DatasetDict
+from transformers.utils import ModelOutput
+
+from ..config import TaskConfig, option
+from ..errors import DataError
+from ..evaluation.classification import label_report, score_labels
+from ..evaluation.sequence_labeling import entity_report, score_entities
+from .base import Task, TaskEvaluation
+
+ENTITY_TAG = re.compile(r"^(O|[BIESLU]-\S+)$")
+
+
+@dataclass
+class TokenClassificationConfig(TaskConfig):
+    """A tag per word: NER, chunking, part-of-speech."""
+
+    tokens_column: str = option("Column holding each sentence's words.", default="tokens")
+    tags_column: str | int = option(
+        "Column holding the tags: a name, or an index into data.conll_columns for CoNLL files.", default="ner"
+    )
+    tag_scheme: Literal["iob2", "none"] = option(
+        "iob2: entity tags (B-X, I-X, O) scored per entity; none: plain tags (e.g. POS) scored per token.",
+        default="iob2",
+    )
+    label_all_subtokens: bool = option(
+        "Train on every sub-token of a word (continuations of B-X learn I-X), not only on the first.",
+        default=False,
+    )
+
+
+def _encode_words(
+    batch: dict[str, list],
+    tokenizer: Any,
+    tokens_column: str,
+    tags_column: str,
+    label2id: dict[str, int],
+    continuation: list[int],
+    max_length: int,
+    label_all_subtokens: bool,
+) -> dict[str, list]:
+    """Tokenize pre-split words; the first sub-token of each word carries its tag, the others -100 (or the
+    continuation tag when ``label_all_subtokens``). ``word_ids`` maps every sub-token to its word (-1: none)."""
+    encoding = tokenizer(batch[tokens_column], is_split_into_words=True, truncation=True, max_length=max_length)
+    labels, word_ids_column = [], []
+    for row, tags in enumerate(batch[tags_column]):
+        word_ids = np.array([-1 if w is None else w for w in encoding.word_ids(row)])
+        tag_ids = np.array([label2id[tag] for tag in tags], dtype=np.int64)
+        row_labels = np.full(len(word_ids), -100, dtype=np.int64)
+        in_word = word_ids >= 0
+        first = in_word & (word_ids != np.concatenate(([-2], word_ids[:-1])))
+        row_labels[first] = tag_ids[word_ids[first]]
+        if label_all_subtokens:
+            rest = in_word & ~first
+            row_labels[rest] = np.asarray(continuation)[tag_ids[word_ids[rest]]]
+        labels.append(row_labels.tolist())
+        word_ids_column.append(word_ids.tolist())
+    return {**encoding, "labels": labels, "word_ids": word_ids_column}
+
+
+def words_from_subtokens(
+    word_ids: np.ndarray, subtoken_labels: np.ndarray, num_words: int, fallback: int
+) -> np.ndarray:
+    """One label per word: the label of the word's first sub-token, ``fallback`` for words without sub-tokens
+    (dropped by the tokenizer or cut by truncation)."""
+    word_ids = word_ids[: len(subtoken_labels)]
+    first = (word_ids >= 0) & (word_ids != np.concatenate(([-2], word_ids[:-1])))
+    words = np.full(num_words, fallback, dtype=np.int64)
+    words[word_ids[first]] = subtoken_labels[first]
+    return words
+
+
+class TokenClassificationTask(Task):
+    """Tags per word, aligned to sub-words for training and decoded back to words for scoring."""
+
+    config_class = TokenClassificationConfig
+    head_type = "token_classification"
+    target_pad_values = {"labels": -100, "word_ids": -1}
+    config: TokenClassificationConfig
+
+    @property
+    def tags_column(self) -> str:
+        """The name of the tag column (an index resolves against the CoNLL column names)."""
+        column = self.config.tags_column
+        if isinstance(column, int):
+            names = self.config.data.conll_columns
+            if not -len(names) <= column < len(names):
+                raise DataError(f"tags_column {column} is out of range for data.conll_columns {names}.")
+            return names[column]
+        return column
+
+    def _where(self, split: str, dataset: Dataset, example: int, token: int) -> str:
+        if "line" in dataset.column_names:
+            return f"{self.split_source(split)}:{dataset[example]['line'] + token}"
+        return f"{self.split_source(split)}: example {example}, token {token}"
+
+    def _first_occurrence(self, split: str, dataset: Dataset, bad: set[str]) -> tuple[str, str]:
+        for example, tags in enumerate(dataset[self.tags_column]):
+            for token, tag in enumerate(tags):
+                if tag in bad:
+                    return tag, self._where(split, dataset, example, token)
+        raise AssertionError("unreachable: the tag was found in the column before")
+
+    def check(self, raw: DatasetDict) -> DatasetDict:
+        checked = {}
+        for split, dataset in raw.items():
+            for column in (self.config.tokens_column, self.tags_column):
+                if column not in dataset.column_names:
+                    raise DataError(
+                        f"{self.split_source(split)}: no column {column!r} "
+                        f"(columns: {', '.join(dataset.column_names)}). "
+                        f"Set tasks.{self.name}.tokens_column / tags_column, or data.conll_columns for CoNLL files."
+                    )
+            checked[split] = self._tags_as_strings(dataset)
+        train_tags = set(chain.from_iterable(checked["train"][self.tags_column])) if "train" in checked else set()
+        for split, dataset in checked.items():
+            seen = set(chain.from_iterable(dataset[self.tags_column]))
+            if self.config.tag_scheme != "none":
+                malformed = {tag for tag in seen if not ENTITY_TAG.match(tag)}
+                if malformed:
+                    tag, where = self._first_occurrence(split, dataset, malformed)
+                    raise DataError(
+                        f"{where}: tag {tag!r} is not in the IOB scheme (O, B-TYPE, I-TYPE). Fix the tag, or set "
+                        f"tasks.{self.name}.tag_scheme: none for tags that are not entity tags (e.g. POS)."
+                    )
+            known = set(self.labels) if self.labels else train_tags
+            unknown = seen - known
+            if unknown:
+                tag, where = self._first_occurrence(split, dataset, unknown)
+                origin = "the task's labels" if self.labels else "the training data"
+                raise DataError(
+                    f"{where}: tag {tag!r} does not occur in {origin}. Add it to tasks.{self.name}.labels "
+                    "(with enough training examples), or fix the tag."
+                )
+        if self.labels is None:
+            entity_order = self.config.tag_scheme != "none"
+            self.labels = sorted(train_tags, key=lambda tag: (tag != "O", tag[2:], tag) if entity_order else tag)
+        return DatasetDict(checked)
+
+    def _tags_as_strings(self, dataset: Dataset) -> Dataset:
+        """Hub datasets store tags as ``ClassLabel`` ids: turn them into their names."""
+        feature = dataset.features[self.tags_column]
+        inner = getattr(feature, "feature", None)
+        if not isinstance(inner, ClassLabel):
+            return dataset
+        names, column = inner.names, self.tags_column
+        if self.labels is None:
+            self.labels = list(names)
+        return dataset.map(lambda batch: {column: [[names[i] for i in row] for row in batch[column]]}, batched=True)
+
+    def _continuation_ids(self) -> list[int]:
+        """For each label, the label its word's later sub-tokens learn: I-X for B-X when I-X exists."""
+        label2id = {label: i for i, label in enumerate(self.labels)}
+        return [
+            label2id.get("I-" + label[2:], i) if label.startswith("B-") else i for i, label in enumerate(self.labels)
+        ]
+
+    def encode(self, dataset: Dataset) -> Dataset:
+        return dataset.map(
+            _encode_words,
+            batched=True,
+            remove_columns=dataset.column_names,
+            fn_kwargs={
+                "tokenizer": self.tokenizer,
+                "tokens_column": self.config.tokens_column,
+                "tags_column": self.tags_column,
+                "label2id": {label: i for i, label in enumerate(self.labels)},
+                "continuation": self._continuation_ids(),
+                "max_length": self.max_length,
+                "label_all_subtokens": self.config.label_all_subtokens,
+            },
+            desc=f"Tokenizing {self.name}",
+        )
+
+    def batch_predictions(self, output: ModelOutput, batch: dict[str, torch.Tensor]) -> list[np.ndarray]:
+        predicted = output.logits.argmax(dim=-1).cpu().numpy()
+        lengths = batch["attention_mask"].sum(dim=1).cpu().numpy()
+        return [row[:length] for row, length in zip(predicted, lengths)]
+
+    def word_predictions(self, split: str, predictions: list[np.ndarray]) -> tuple[list[list[str]], int]:
+        """Per sentence, the predicted tag of every original word; and how many words had no sub-token."""
+        fallback = self.labels.index("O") if "O" in self.labels else 0
+        sentences, unscored = [], 0
+        word_ids_column = self.encoded[split]["word_ids"]
+        for words, word_ids, predicted in zip(self.raw[split][self.config.tokens_column], word_ids_column, predictions):
+            word_ids = np.asarray(word_ids)
+            unscored += len(words) - len(np.unique(word_ids[word_ids >= 0]))
+            labels = words_from_subtokens(word_ids, predicted, len(words), fallback)
+            sentences.append([self.labels[i] for i in labels])
+        return sentences, unscored
+
+    def evaluate(self, split: str, predictions: list[np.ndarray]) -> TaskEvaluation:
+        predicted, unscored = self.word_predictions(split, predictions)
+        raw = self.raw[split]
+        gold = raw[self.tags_column]
+        if self.config.tag_scheme == "none":
+            index = {label: i for i, label in enumerate(self.labels)}
+            gold_ids = np.array([index[tag] for tag in chain.from_iterable(gold)])
+            predicted_ids = np.array([index[tag] for tag in chain.from_iterable(predicted)])
+            metrics = score_labels(gold_ids, predicted_ids, self.labels)
+            report = label_report(gold_ids, predicted_ids, self.labels, f"{self.name} / {split}: per-token scores")
+            headline = "accuracy"
+        else:
+            metrics = score_entities(gold, predicted)
+            report = entity_report(gold, predicted, self.name, split)
+            headline = "f1"
+        metrics["words_without_subtokens"] = unscored
+        if unscored:
+            report += (
+                f"\n{unscored} words had no sub-token (dropped by the tokenizer or cut at max_length "
+                f"{self.max_length}) and were predicted as {self.labels[0] if 'O' not in self.labels else 'O'}.\n"
+            )
+        lines = []
+        for words, gold_tags, predicted_tags in zip(raw[self.config.tokens_column], gold, predicted):
+            lines.extend(f"{w} {g} {p}" for w, g, p in zip(words, gold_tags, predicted_tags))
+            lines.append("")
+        return TaskEvaluation(self.name, split, metrics, headline, report, "\n".join(lines), ".conll")

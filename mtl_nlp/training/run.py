@@ -1,0 +1,67 @@
+"""``train(recipe)``: the whole run, top to bottom — data, model, training, evaluation, reports, saved model."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from ..config import RecipeConfig
+from ..evaluation.reports import summary_table, write_summary, write_task_report
+from ..modeling import MultiTaskModel
+from ..tasks import Task, TaskEvaluation, build_task
+from ..tokenization import load_tokenizer
+from .trainer import MultiTaskTrainer, build_accelerator
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainingResult:
+    """What a run produced: where the model and reports are, and the final evaluations."""
+
+    model_dir: Path
+    report_dir: Path
+    evaluations: list[TaskEvaluation]
+
+
+def prepare_tasks(recipe: RecipeConfig, tokenizer) -> dict[str, Task]:
+    """Build, load, check and encode every task of the recipe; bad data fails here, before any training."""
+    tasks = {name: build_task(name, config, tokenizer) for name, config in recipe.tasks.items()}
+    for name, task in tasks.items():
+        task.prepare()
+        sizes = ", ".join(f"{split} {len(dataset)}" for split, dataset in task.raw.items())
+        logger.info("Task %s (%s): %s; %d labels", name, task.head_type, sizes, len(task.labels or []))
+    return tasks
+
+
+def train(recipe: RecipeConfig) -> TrainingResult:
+    """Train the recipe's tasks jointly, then write the model, the reports and a summary to ``output_dir``."""
+    accelerator = build_accelerator(recipe.training)
+    output_dir = Path(recipe.output_dir)
+    tokenizer = load_tokenizer(recipe.model.name_or_path, recipe.model.revision, recipe.model.trust_remote_code)
+    with accelerator.main_process_first():
+        tasks = prepare_tasks(recipe, tokenizer)
+    model = MultiTaskModel.from_backbone(
+        recipe.model.name_or_path,
+        {name: task.head_spec() for name, task in tasks.items()},
+        revision=recipe.model.revision,
+        trust_remote_code=recipe.model.trust_remote_code,
+    )
+    trainer = MultiTaskTrainer(model, tasks, recipe, accelerator)
+    evaluations = trainer.train()
+    evaluations += trainer.evaluate("test")
+
+    model_dir, report_dir = output_dir / "model", output_dir / "reports"
+    if accelerator.is_main_process:
+        accelerator.unwrap_model(trainer.model).save_pretrained(model_dir)
+        tokenizer.save_pretrained(model_dir)
+        (output_dir / "recipe.yaml").write_text(yaml.safe_dump(recipe.to_dict(), sort_keys=False), encoding="utf-8")
+        for evaluation in evaluations:
+            write_task_report(report_dir, evaluation)
+        write_summary(report_dir, evaluations)
+        print(f"\n{summary_table(evaluations)}\nModel: {model_dir}\nReports: {report_dir}")
+    accelerator.wait_for_everyone()
+    return TrainingResult(model_dir, report_dir, evaluations)

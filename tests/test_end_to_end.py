@@ -1,0 +1,104 @@
+"""Train from a recipe on the tiny model: reports, predictions, learning, and a reloadable model."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import random
+
+import pytest
+import torch
+
+from mtl_nlp import MultiTaskModel, recipe_from_dict, train
+from mtl_nlp.training.history import read_history
+
+POSITIVE = ["wonderful", "friendly", "spotless", "funny", "moving"]
+NEGATIVE = ["slow", "cold", "dull", "predictable", "wooden"]
+
+
+def write_toy_sentiment(path, rows, seed):
+    """Texts whose label is decided by which word list they draw from: learnable in a few dozen steps."""
+    rng = random.Random(seed)
+    lines = ["text\tlabel"]
+    for _ in range(rows):
+        label = rng.choice(["positive", "negative"])
+        words = rng.sample(POSITIVE if label == "positive" else NEGATIVE, 2)
+        lines.append(f"the film was {words[0]} and {words[1]}\t{label}")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def trained_run(tiny_model_dir, tmp_path_factory):
+    directory = tmp_path_factory.mktemp("run")
+    recipe = recipe_from_dict(
+        {
+            "model": {"name_or_path": str(tiny_model_dir)},
+            "output_dir": str(directory / "out"),
+            "training": {
+                "max_steps": 300,
+                "learning_rate": 2e-3,
+                "warmup_ratio": 0.05,
+                "log_every_steps": 30,
+            },
+            "tasks": {
+                "ner": {
+                    "type": "token_classification",
+                    "data": {
+                        "train": "pkg:mtl_nlp/sample_data/ner_train.conll",
+                        "validation": "pkg:mtl_nlp/sample_data/ner_dev.conll",
+                        "max_train_examples": 160,
+                        "max_eval_examples": 40,
+                    },
+                    "batch_size": 16,
+                },
+                "sentiment": {
+                    "type": "sequence_classification",
+                    "data": {
+                        "train": write_toy_sentiment(directory / "train.tsv", 160, seed=1),
+                        "validation": write_toy_sentiment(directory / "dev.tsv", 40, seed=2),
+                    },
+                    "batch_size": 16,
+                },
+            },
+        }
+    )
+    return recipe, train(recipe)
+
+
+def test_reports_and_predictions_are_written_and_parse(trained_run):
+    _, result = trained_run
+    for task, suffix in (("ner", ".conll"), ("sentiment", ".tsv")):
+        report = json.loads((result.report_dir / f"{task}.validation.report.json").read_text())
+        assert report["task"] == task and 0.0 <= report["headline_value"] <= 1.0
+        assert (result.report_dir / f"{task}.validation.report.txt").read_text().startswith(f"{task} / validation")
+        assert (result.report_dir / f"{task}.validation.predictions{suffix}").stat().st_size > 0
+    ner = json.loads((result.report_dir / "ner.validation.report.json").read_text())["metrics"]
+    assert {"precision", "recall", "f1", "per_type", "averages"} <= set(ner)
+    lines = (result.report_dir / "ner.validation.predictions.conll").read_text().split("\n")
+    sentences = [list(group) for blank, group in itertools.groupby(lines, key=lambda line: not line) if not blank]
+    assert len(sentences) == 40 and all(len(line.split()) == 3 for s in sentences for line in s)
+    summary = json.loads((result.report_dir / "summary.json").read_text())
+    assert [row["task"] for row in summary] == ["ner", "sentiment"]
+    assert (result.model_dir / "model.safetensors").exists()
+    assert (result.model_dir / "tokenizer.json").exists()
+
+
+def test_losses_go_down_and_the_toy_task_is_learned(trained_run):
+    recipe, result = trained_run
+    logged = [record["loss"] for record in read_history(f"{recipe.output_dir}/metrics.jsonl") if "loss" in record]
+    assert len(logged) == 10
+    for task in ("ner", "sentiment"):
+        assert logged[-1][task] < 0.5 * logged[0][task]
+    by_task = {e.task: e for e in result.evaluations}
+    assert by_task["sentiment"].metrics["accuracy"] == 1.0
+
+
+def test_saved_model_reloads_with_identical_logits(trained_run, tiny_tokenizer):
+    _, result = trained_run
+    reloaded = MultiTaskModel.from_pretrained(result.model_dir).eval()
+    again = MultiTaskModel.from_pretrained(result.model_dir).eval()
+    batch = tiny_tokenizer(["the film was wonderful and funny"], return_tensors="pt")
+    assert torch.equal(reloaded(task="sentiment", **batch).logits, again(task="sentiment", **batch).logits)
+    probabilities = reloaded(task="sentiment", **batch).logits.softmax(-1)[0]
+    assert reloaded.config.tasks["sentiment"]["id2label"][int(probabilities.argmax())] == "positive"

@@ -1,0 +1,125 @@
+"""Sub-word alignment of word tags, decoding back to words, and tag checks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import write_conll
+
+from mtl_nlp.config import recipe_from_dict
+from mtl_nlp.errors import DataError
+from mtl_nlp.tasks import build_task
+from mtl_nlp.tasks.token_classification import words_from_subtokens
+
+LABELS = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
+ZERO_WIDTH_SPACE = "\u200b"
+
+
+def make_task(tokenizer, train, validation=None, **settings):
+    data = {"train": str(train), **({"validation": str(validation)} if validation else {})}
+    recipe = recipe_from_dict({"tasks": {"ner": {"type": "token_classification", "data": data, **settings}}})
+    task = build_task("ner", recipe.tasks["ner"], tokenizer)
+    task.prepare()
+    return task
+
+
+def sentence(*pairs):
+    return [(token, "X", "O", tag) for token, tag in pairs]
+
+
+@pytest.fixture
+def ner_file(tmp_path):
+    return write_conll(
+        tmp_path / "train.conll",
+        [
+            sentence(
+                ("Angela", "B-PER"),
+                ("Siemensmunichfrankfurt", "I-PER"),
+                ("visited", "O"),
+                ("Munich", "B-LOC"),
+            ),
+            sentence((ZERO_WIDTH_SPACE, "O"), ("Rio", "B-LOC"), ("de", "I-LOC"), ("Janeiro", "I-LOC")),
+        ],
+    )
+
+
+def test_first_subtoken_carries_the_tag_and_the_rest_are_ignored(tiny_tokenizer, ner_file):
+    task = make_task(tiny_tokenizer, ner_file, labels=LABELS)
+    row = task.encoded["train"][0]
+    word_ids, labels = np.array(row["word_ids"]), np.array(row["labels"])
+    # The made-up word is split into several sub-tokens by the tiny vocabulary.
+    assert (word_ids == 1).sum() > 2
+    assert labels[word_ids == -1].tolist() == [-100, -100]  # [CLS], [SEP]
+    firsts = [int(np.flatnonzero(word_ids == w)[0]) for w in range(4)]
+    assert [LABELS[labels[i]] for i in firsts] == ["B-PER", "I-PER", "O", "B-LOC"]
+    continuation = (word_ids >= 0) & ~np.isin(np.arange(len(word_ids)), firsts)
+    assert continuation.any() and (labels[continuation] == -100).all()
+
+
+def test_label_all_subtokens_turns_b_into_i_on_continuations(tiny_tokenizer, tmp_path):
+    path = write_conll(tmp_path / "t.conll", [sentence(("Siemensmunichfrankfurt", "B-PER"), ("visited", "O"))])
+    task = make_task(tiny_tokenizer, path, labels=LABELS, label_all_subtokens=True)
+    row = task.encoded["train"][0]
+    word_ids, labels = np.array(row["word_ids"]), np.array(row["labels"])
+    pieces = labels[word_ids == 0].tolist()
+    assert pieces[0] == LABELS.index("B-PER") and set(pieces[1:]) == {LABELS.index("I-PER")}
+
+
+def test_word_dropped_by_the_tokenizer_is_predicted_o_and_counted(tiny_tokenizer, ner_file):
+    task = make_task(tiny_tokenizer, ner_file, ner_file, labels=LABELS)
+    row = task.encoded["validation"][1]
+    assert 0 not in row["word_ids"]  # the zero-width space has no sub-token
+    gold_ids = np.array(row["labels"])
+    predictions = [np.array(r["labels"]).clip(min=0) for r in task.encoded["validation"]]
+    predictions[1] = gold_ids.clip(min=0)
+    predicted, unscored = task.word_predictions("validation", predictions)
+    assert unscored == 1
+    assert predicted[1] == ["O", "B-LOC", "I-LOC", "I-LOC"]
+    assert predicted[0] == ["B-PER", "I-PER", "O", "B-LOC"]
+
+
+def test_words_from_subtokens_uses_first_piece_and_fallback():
+    word_ids = np.array([-1, 0, 0, 0, 2, 3, 3, -1])
+    subtoken_labels = np.array([9, 1, 7, 7, 3, 4, 8, 9])
+    assert words_from_subtokens(word_ids, subtoken_labels, num_words=5, fallback=0).tolist() == [
+        1,
+        0,
+        3,
+        4,
+        0,
+    ]
+
+
+def test_truncated_words_are_filled_with_fallback():
+    word_ids = np.array([-1, 0, 1, 1, 2, 3])
+    # Predictions cover only the first four positions (the rest was cut).
+    assert words_from_subtokens(word_ids, np.array([5, 1, 2, 2]), num_words=4, fallback=0).tolist() == [
+        1,
+        2,
+        0,
+        0,
+    ]
+
+
+def test_labels_are_read_from_training_data_with_o_first(tiny_tokenizer, ner_file):
+    task = make_task(tiny_tokenizer, ner_file)
+    assert task.labels == ["O", "B-LOC", "I-LOC", "B-PER", "I-PER"]
+
+
+@pytest.mark.parametrize("bad_tag", ["B_PER", "X-LOC", "PER"])
+def test_tag_outside_the_scheme_names_file_and_line(tiny_tokenizer, tmp_path, bad_tag):
+    path = write_conll(tmp_path / "bad.conll", [sentence(("Angela", "B-PER")), sentence(("Paris", bad_tag))])
+    with pytest.raises(DataError, match=rf"bad.conll:5: tag '{bad_tag}' is not in the IOB scheme"):
+        make_task(tiny_tokenizer, path)
+
+
+def test_dev_tag_unseen_in_training_names_file_and_line(tiny_tokenizer, ner_file, tmp_path):
+    dev = write_conll(tmp_path / "dev.conll", [sentence(("Siemens", "B-ORG"), ("rose", "O"))])
+    with pytest.raises(DataError, match=r"dev.conll:3: tag 'B-ORG' does not occur in the training data"):
+        make_task(tiny_tokenizer, ner_file, dev)
+
+
+def test_plain_tags_are_allowed_with_scheme_none(tiny_tokenizer, tmp_path):
+    path = write_conll(tmp_path / "pos.conll", [[("Angela", "NNP", "B-NP", "B-PER"), ("ran", "VBD", "B-VP", "O")]])
+    task = make_task(tiny_tokenizer, path, tags_column=1, tag_scheme="none")
+    assert task.labels == ["NNP", "VBD"]
