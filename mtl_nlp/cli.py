@@ -1,4 +1,4 @@
-"""The ``mtl-nlp`` command line: ``train`` a recipe (more sub-commands: ``mtl-nlp --help``)."""
+"""The ``mtl-nlp`` command line: ``train`` a recipe, ``evaluate`` a saved model (``mtl-nlp --help``)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,15 @@ def _train(args: argparse.Namespace) -> int:
     from .training.run import train
 
     train(load_recipe(args.recipe, args.overrides))
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from .evaluation.saved_model import evaluate_file
+
+    evaluation = evaluate_file(args.model_dir, args.task, args.file, args.output_dir, args.batch_size)
+    print(evaluation.report)
+    print(f"Reports: {args.output_dir}")
     return 0
 
 
@@ -35,6 +44,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="Override recipe keys, e.g. training.learning_rate=3e-5 tasks.ner.batch_size=16.",
     )
     train.set_defaults(run=_train)
+
+    evaluate = commands.add_parser("evaluate", help="Score a saved model's task on a file and write its reports.")
+    evaluate.add_argument("model_dir", help="Directory of a saved multi-task model (e.g. runs/quickstart/model).")
+    evaluate.add_argument("--task", required=True, help="Name of the task to score.")
+    evaluate.add_argument("--file", required=True, help="Labelled file in the task's format (CoNLL, TSV, …).")
+    evaluate.add_argument(
+        "--output-dir", default="evaluation", help="Where to write the reports (default: %(default)s)."
+    )
+    evaluate.add_argument("--batch-size", type=int, default=64, help="Evaluation batch size (default: %(default)s).")
+    evaluate.set_defaults(run=_evaluate)
     return parser
 
 

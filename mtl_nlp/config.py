@@ -67,6 +67,12 @@ class TrainingConfig:
     eval_every_steps: int = option("Evaluate every N optimizer steps (0: only at the end).", default=0)
     eval_batch_size: int = option("Evaluation batch size (eval batches are grouped by length).", default=64)
     log_every_steps: int = option("Log averaged per-task losses every N optimizer steps.", default=25)
+    early_stopping_patience: int | None = option(
+        "Stop after this many evaluations without a better aggregate score (null: never stop early).", default=None
+    )
+    load_best_at_end: bool = option(
+        "End with the weights of the best evaluation (aggregate score), not the last step's.", default=True
+    )
     dataloader_workers: int = option("Worker processes that prepare batches (0: in the main process).", default=0)
 
 
@@ -100,10 +106,6 @@ class DataConfig:
     max_train_examples: int | None = option("Use only the first N training examples.", default=None)
     max_eval_examples: int | None = option("Use only the first N validation/test examples.", default=None)
 
-    def __post_init__(self) -> None:
-        if self.hub_dataset is None and self.train is None:
-            raise RecipeError("train: give either 'train' (a local file) or 'hub_dataset'.")
-
     def files(self) -> dict[str, str]:
         """The local files per split, with ``pkg:`` paths resolved."""
         from .paths import resolve_package_path
@@ -124,6 +126,9 @@ class TaskConfig:
         "Longest input in sub-word tokens; default: the tokenizer's limit (at most 512).", default=None
     )
     loss_weight: float = option("This task's loss is multiplied by this weight.", default=1.0)
+    selection_weight: float = option(
+        "Weight of this task's headline metric in the aggregate score that picks the best checkpoint.", default=1.0
+    )
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
@@ -143,9 +148,11 @@ class RecipeConfig:
     def __post_init__(self) -> None:
         if not self.tasks:
             raise RecipeError("tasks: a recipe needs at least one task.")
-        for name in self.tasks:
+        for name, task in self.tasks.items():
             if not re.fullmatch(r"[A-Za-z0-9_\-]+", name):
                 raise RecipeError(f"tasks.{name}: task names may use letters, digits, '_' and '-' only.")
+            if task.data.hub_dataset is None and task.data.train is None:
+                raise RecipeError(f"tasks.{name}.data.train: give either 'train' (a local file) or 'hub_dataset'.")
 
     def to_dict(self) -> dict[str, Any]:
         """The recipe as plain data, ready for YAML or JSON."""

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from mtl_nlp import MultiTaskModel, recipe_from_dict, train
+from mtl_nlp.cli import main
 from mtl_nlp.training.history import read_history
 
 POSITIVE = ["wonderful", "friendly", "spotless", "funny", "moving"]
@@ -102,3 +103,29 @@ def test_saved_model_reloads_with_identical_logits(trained_run, tiny_tokenizer):
     assert torch.equal(reloaded(task="sentiment", **batch).logits, again(task="sentiment", **batch).logits)
     probabilities = reloaded(task="sentiment", **batch).logits.softmax(-1)[0]
     assert reloaded.config.tasks["sentiment"]["id2label"][int(probabilities.argmax())] == "positive"
+
+
+def test_evaluate_command_rescoring_the_dev_file_reproduces_the_run(trained_run, tmp_path):
+    recipe, result = trained_run
+    dev = recipe.tasks["sentiment"].data.validation
+    assert (
+        main(["evaluate", str(result.model_dir), "--task", "sentiment", "--file", dev, "--output-dir", str(tmp_path)])
+        == 0
+    )
+    rescored = json.loads((tmp_path / "sentiment.test.report.json").read_text())
+    original = json.loads((result.report_dir / "sentiment.validation.report.json").read_text())
+    assert rescored["metrics"]["accuracy"] == original["metrics"]["accuracy"]
+    assert (tmp_path / "sentiment.test.confusion.png").exists()
+
+
+def test_plots_are_written(trained_run):
+    _, result = trained_run
+    for name in ("training_curves.png", "ner.validation.entity_f1.png", "sentiment.validation.confusion.png"):
+        assert (result.report_dir / name).read_bytes().startswith(b"\x89PNG")
+
+
+def test_best_model_is_kept(trained_run):
+    recipe, result = trained_run
+    assert (result.model_dir.parent / "best" / "model.safetensors").exists()
+    records = read_history(f"{recipe.output_dir}/metrics.jsonl")
+    assert [r["best_step"] for r in records if "aggregate" in r] == [300]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from mtl_nlp.config import recipe_from_dict
@@ -61,3 +62,39 @@ def test_text_pairs_are_encoded_together(tiny_tokenizer, tmp_path):
     path.write_text('{"premise": "the hotel was friendly", "hypothesis": "staff were nice", "label": "yes"}\n')
     task = make_task(tiny_tokenizer, path, text_column="premise", text_pair_column="hypothesis")
     assert 1 in task.encoded["train"]["token_type_ids"][0]
+
+
+def test_multi_label_targets_are_multi_hot_and_scored_with_thresholds(tiny_tokenizer, tmp_path):
+    path = tmp_path / "topics.jsonl"
+    path.write_text(
+        '{"text": "shares rose", "label": ["business"]}\n'
+        '{"text": "the striker scored", "label": ["sport"]}\n'
+        '{"text": "club shares fell", "label": ["business", "sport"]}\n'
+    )
+    task = make_task(tiny_tokenizer, path, path, problem_type="multi_label_classification", threshold=[0.5, 0.9])
+    assert task.labels == ["business", "sport"]
+    assert task.encoded["train"]["labels"] == [[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]
+    assert task.head_spec()["problem_type"] == "multi_label_classification"
+    # Logits whose probabilities are 0.73 and 0.73: 'sport' stays below its 0.9 threshold.
+    evaluation = task.evaluate("validation", [np.array([1.0, 1.0])] * 3)
+    assert evaluation.metrics["per_class"]["business"]["recall"] == 1.0
+    assert evaluation.metrics["per_class"]["sport"]["recall"] == 0.0
+    assert evaluation.metrics["f1_micro"] == pytest.approx(2 * (2 / 3) * 0.5 / (2 / 3 + 0.5))
+
+
+def test_regression_scores_mse_and_correlations(tiny_tokenizer, tmp_path):
+    path = tmp_path / "sts.csv"
+    path.write_text("text,score\na cat,1.0\na dog,2.0\na car,4.0\n")
+    task = make_task(tiny_tokenizer, path, path, problem_type="regression", label_column="score")
+    assert task.encoded["train"]["labels"] == [1.0, 2.0, 4.0]
+    evaluation = task.evaluate("validation", [np.array([x]) for x in (1.5, 2.0, 5.0)])
+    assert evaluation.headline == "pearson"
+    assert evaluation.metrics["mse"] == pytest.approx((0.25 + 0 + 1) / 3)
+    assert evaluation.metrics["spearman"] == pytest.approx(1.0)
+
+
+def test_regression_rejects_non_numeric_labels(tiny_tokenizer, tmp_path):
+    path = tmp_path / "sts.csv"
+    path.write_text("text,score\na cat,1.0\na dog,high\n")
+    with pytest.raises(DataError, match=r"sts.csv:3: label 'high' is not a number"):
+        make_task(tiny_tokenizer, path, problem_type="regression", label_column="score")

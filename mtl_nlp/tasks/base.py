@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -100,6 +101,10 @@ class Task(ABC):
             "token_type_ids": self.tokenizer.pad_token_type_id,
         }
         return PaddingCollator({**pad_values, **self.target_pad_values}, pad_to_multiple_of)
+
+    def plot(self, evaluation: TaskEvaluation, directory: Path) -> list[Path]:
+        """Write this task type's plots of an evaluation (none by default); return their paths."""
+        return []
 
     @abstractmethod
     def check(self, raw: DatasetDict) -> DatasetDict:

@@ -1,8 +1,10 @@
-"""Sequence classification: one label per text or text pair (sentiment, NLI, topic, …)."""
+"""Sequence classification: one label per text or text pair (sentiment, NLI, topic, …), several labels per
+text (multi-label), or a score per text (regression)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -11,23 +13,48 @@ from datasets import ClassLabel, Dataset, DatasetDict
 from transformers.utils import ModelOutput
 
 from ..config import TaskConfig, option
-from ..errors import DataError
-from ..evaluation.classification import label_report, score_labels
+from ..errors import DataError, RecipeError
+from ..evaluation.classification import (
+    label_report,
+    multi_label_report,
+    regression_report,
+    score_labels,
+    score_multi_label,
+    score_regression,
+)
+from ..evaluation.plots import plot_confusion_matrix
 from .base import Task, TaskEvaluation
 
 HEADER_LINES = 1
+SINGLE, MULTI, REGRESSION = "single_label_classification", "multi_label_classification", "regression"
 
 
 @dataclass
 class SequenceClassificationConfig(TaskConfig):
-    """A label per text, or per pair of texts."""
+    """A label per text, or per pair of texts; several labels per text; or a score per text."""
 
     text_column: str = option("Column holding the text (the first text of a pair).", default="text")
     text_pair_column: str | None = option("Column holding the second text of a pair, if any.", default=None)
-    label_column: str = option("Column holding the label (a name, or an index into labels).", default="label")
-    problem_type: Literal["single_label_classification"] = option(
-        "single_label_classification: exactly one label per example.", default="single_label_classification"
+    label_column: str = option(
+        "Column holding the label: a name or an index into labels; a list of them for multi-label tasks; "
+        "a number for regression.",
+        default="label",
     )
+    problem_type: Literal["single_label_classification", "multi_label_classification", "regression"] = option(
+        "single_label_classification: one label per example (softmax); multi_label_classification: any number "
+        "of labels (sigmoid per label); regression: a real-valued score (mean squared error).",
+        default=SINGLE,
+    )
+    threshold: float | list[float] = option(
+        "Multi-label only: a label is predicted when its probability reaches this threshold (one for all "
+        "labels, or one per label in label order).",
+        default=0.5,
+    )
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if isinstance(self.threshold, list) and self.labels and len(self.threshold) != len(self.labels):
+            raise RecipeError(f"threshold: {len(self.threshold)} thresholds for {len(self.labels)} labels.")
 
 
 def _encode_texts(
@@ -37,23 +64,37 @@ def _encode_texts(
     text_pair_column: str | None,
     label_column: str,
     label_ids: dict[str, int],
+    problem_type: str,
     max_length: int,
 ) -> dict[str, list]:
-    """Tokenize texts (or pairs, truncating the longer text first) and map labels to ids."""
+    """Tokenize texts (or pairs, truncating the longer text first) and turn labels into the head's targets:
+    a class id, a multi-hot vector, or a float."""
     pairs = batch[text_pair_column] if text_pair_column else None
     encoding = tokenizer(batch[text_column], pairs, truncation=True, max_length=max_length)
-    return {**encoding, "labels": [label_ids[str(value)] for value in batch[label_column]]}
+    values = batch[label_column]
+    if problem_type == REGRESSION:
+        targets = [float(value) for value in values]
+    elif problem_type == MULTI:
+        targets = []
+        for names in values:
+            hot = [0.0] * len(label_ids)
+            for name in names:
+                hot[label_ids[str(name)]] = 1.0
+            targets.append(hot)
+    else:
+        targets = [label_ids[str(value)] for value in values]
+    return {**encoding, "labels": targets}
 
 
 class SequenceClassificationTask(Task):
-    """One label per example, predicted from the head's logits."""
+    """One label per example (or a label set, or a score), predicted from the head's logits."""
 
     config_class = SequenceClassificationConfig
     head_type = "sequence_classification"
     target_pad_values = {}
     config: SequenceClassificationConfig
 
-    def _row(self, split: str, dataset: Dataset, index: int) -> str:
+    def _row(self, split: str, index: int) -> str:
         source = self.split_source(split)
         if source.endswith((".tsv", ".csv")):
             return f"{source}:{index + 1 + HEADER_LINES}"
@@ -61,35 +102,65 @@ class SequenceClassificationTask(Task):
             return f"{source}:{index + 1}"
         return f"{source}: example {index}"
 
+    def head_spec(self) -> dict[str, Any]:
+        return {**super().head_spec(), "problem_type": self.config.problem_type}
+
     def check(self, raw: DatasetDict) -> DatasetDict:
-        columns = [self.config.text_column, self.config.label_column]
-        columns += [self.config.text_pair_column] if self.config.text_pair_column else []
+        texts = [self.config.text_column] + ([self.config.text_pair_column] if self.config.text_pair_column else [])
         for split, dataset in raw.items():
-            for column in columns:
+            for column in [*texts, self.config.label_column]:
                 if column not in dataset.column_names:
                     raise DataError(
                         f"{self.split_source(split)}: no column {column!r} (columns: "
                         f"{', '.join(dataset.column_names)}). Set tasks.{self.name}.text_column / label_column."
                     )
-        feature = raw["train"].features[self.config.label_column] if "train" in raw else None
-        if self.labels is None:
-            if isinstance(feature, ClassLabel):
-                self.labels = list(feature.names)
-            else:
-                values = set(raw["train"][self.config.label_column])
-                self.labels = [str(v) for v in sorted(values)]
-        for split, dataset in raw.items():
-            for index, value in enumerate(dataset[self.config.label_column]):
-                if self._label_name(value) not in self.labels:
-                    raise DataError(
-                        f"{self._row(split, dataset, index)}: label {value!r} is not one of {self.labels}. "
-                        f"Fix the label or list it in tasks.{self.name}.labels."
-                    )
-            for column in columns[:1] + columns[2:]:
+            for column in texts:
                 empty = next((i for i, text in enumerate(dataset[column]) if not text), None)
                 if empty is not None:
-                    raise DataError(f"{self._row(split, dataset, empty)}: the {column!r} text is empty.")
+                    raise DataError(f"{self._row(split, empty)}: the {column!r} text is empty.")
+        if self.labels is None:
+            self.labels = self._labels_from(raw["train"])
+        threshold = self.config.threshold
+        if isinstance(threshold, list) and len(threshold) != len(self.labels):
+            raise RecipeError(
+                f"tasks.{self.name}.threshold: {len(threshold)} thresholds for {len(self.labels)} labels."
+            )
+        for split, dataset in raw.items():
+            for index, value in enumerate(dataset[self.config.label_column]):
+                problem = self._label_problem(value)
+                if problem:
+                    raise DataError(f"{self._row(split, index)}: {problem} Fix the label or tasks.{self.name}.labels.")
         return raw
+
+    def _labels_from(self, train: Dataset) -> list[str]:
+        """Label names from the training data: ClassLabel names, else the sorted distinct values."""
+        if self.config.problem_type == REGRESSION:
+            return [self.config.label_column]
+        feature = train.features[self.config.label_column]
+        feature = getattr(feature, "feature", feature)
+        if isinstance(feature, ClassLabel):
+            return list(feature.names)
+        values = train[self.config.label_column]
+        if self.config.problem_type == MULTI:
+            values = [value for row in values for value in (row or [])]
+        return [str(value) for value in sorted(set(values))]
+
+    def _label_problem(self, value: Any) -> str | None:
+        """What is wrong with one example's label value, or None."""
+        if self.config.problem_type == REGRESSION:
+            try:
+                float(value)
+            except (TypeError, ValueError):
+                return f"label {value!r} is not a number (regression task)."
+            return None
+        if self.config.problem_type == MULTI:
+            if not isinstance(value, list):
+                return f"label {value!r} is not a list of labels (multi-label task)."
+            unknown = [v for v in value if self._label_name(v) not in self.labels]
+            return f"labels {unknown} are not among {self.labels}." if unknown else None
+        if self._label_name(value) not in self.labels:
+            return f"label {value!r} is not one of {self.labels}."
+        return None
 
     def _label_name(self, value: Any) -> str:
         """Labels given as integers index the label list; names stand for themselves."""
@@ -98,7 +169,10 @@ class SequenceClassificationTask(Task):
         return str(value)
 
     def encode(self, dataset: Dataset) -> Dataset:
-        values = set(dataset[self.config.label_column])
+        values = dataset[self.config.label_column]
+        if self.config.problem_type == MULTI:
+            values = [v for row in values for v in row]
+        distinct = set() if self.config.problem_type == REGRESSION else set(values)
         return dataset.map(
             _encode_texts,
             batched=True,
@@ -108,27 +182,63 @@ class SequenceClassificationTask(Task):
                 "text_column": self.config.text_column,
                 "text_pair_column": self.config.text_pair_column,
                 "label_column": self.config.label_column,
-                "label_ids": {str(v): self.labels.index(self._label_name(v)) for v in values},
+                "label_ids": {str(v): self.labels.index(self._label_name(v)) for v in distinct},
+                "problem_type": self.config.problem_type,
                 "max_length": self.max_length,
             },
             desc=f"Tokenizing {self.name}",
         )
+
+    def plot(self, evaluation: TaskEvaluation, directory: Path) -> list[Path]:
+        if "predicted" not in evaluation.extras:
+            return []
+        path = directory / f"{self.name}.{evaluation.split}.confusion.png"
+        gold, predicted = evaluation.extras["gold"], evaluation.extras["predicted"]
+        title = f"{self.name} / {evaluation.split}: confusion matrix"
+        return [plot_confusion_matrix(gold, predicted, self.labels, path, title)]
 
     def batch_predictions(self, output: ModelOutput, batch: dict[str, torch.Tensor]) -> list[np.ndarray]:
         return list(output.logits.float().cpu().numpy())
 
     def evaluate(self, split: str, predictions: list[np.ndarray]) -> TaskEvaluation:
         logits = np.stack(predictions)
+        gold = np.asarray(self.encoded[split]["labels"])
+        texts = self.raw[split][self.config.text_column]
+        title = f"{self.name} / {split}"
+        if self.config.problem_type == REGRESSION:
+            scores = logits[:, 0]
+            metrics = score_regression(gold, scores)
+            report = regression_report(gold, scores, f"{title}: regression scores")
+            rows = [f"{t}\t{g:.4f}\t{p:.4f}" for t, g, p in zip(texts, gold, scores)]
+            return self._evaluation(split, metrics, "pearson", report, "text\tgold\tpredicted", rows)
+        if self.config.problem_type == MULTI:
+            probabilities = 1 / (1 + np.exp(-logits))
+            predicted = (probabilities >= np.asarray(self.config.threshold)).astype(int)
+            metrics = score_multi_label(gold.astype(int), predicted, self.labels)
+            report = multi_label_report(gold.astype(int), predicted, self.labels, f"{title}: multi-label scores")
+            rows = [
+                f"{t}\t{self._names(g)}\t{self._names(p)}\t{' '.join(f'{x:.4f}' for x in probs)}"
+                for t, g, p, probs in zip(texts, gold, predicted, probabilities)
+            ]
+            return self._evaluation(split, metrics, "f1_micro", report, "text\tgold\tpredicted\tprobabilities", rows)
         probabilities = np.exp(logits - logits.max(axis=1, keepdims=True))
         probabilities /= probabilities.sum(axis=1, keepdims=True)
         predicted = probabilities.argmax(axis=1)
-        gold = np.asarray(self.encoded[split]["labels"])
         metrics = score_labels(gold, predicted, self.labels)
-        report = label_report(gold, predicted, self.labels, f"{self.name} / {split}: classification scores")
-        texts = self.raw[split][self.config.text_column]
-        lines = ["text\tgold\tpredicted\tprobability"]
-        lines += [
-            f"{text}\t{self.labels[g]}\t{self.labels[p]}\t{probabilities[i, p]:.4f}"
-            for i, (text, g, p) in enumerate(zip(texts, gold, predicted))
+        report = label_report(gold, predicted, self.labels, f"{title}: classification scores")
+        rows = [
+            f"{t}\t{self.labels[g]}\t{self.labels[p]}\t{probabilities[i, p]:.4f}"
+            for i, (t, g, p) in enumerate(zip(texts, gold, predicted))
         ]
-        return TaskEvaluation(self.name, split, metrics, "accuracy", report, "\n".join(lines) + "\n", ".tsv")
+        evaluation = self._evaluation(split, metrics, "accuracy", report, "text\tgold\tpredicted\tprobability", rows)
+        evaluation.extras = {"gold": gold, "predicted": predicted}
+        return evaluation
+
+    def _names(self, hot: np.ndarray) -> str:
+        return ",".join(label for label, on in zip(self.labels, hot) if on)
+
+    def _evaluation(
+        self, split: str, metrics: dict, headline: str, report: str, header: str, rows: list[str]
+    ) -> TaskEvaluation:
+        predictions = "\n".join([header, *rows]) + "\n"
+        return TaskEvaluation(self.name, split, metrics, headline, report, predictions, ".tsv")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from itertools import chain
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -15,6 +16,7 @@ from transformers.utils import ModelOutput
 from ..config import TaskConfig, option
 from ..errors import DataError
 from ..evaluation.classification import label_report, score_labels
+from ..evaluation.plots import plot_entity_f1
 from ..evaluation.sequence_labeling import entity_report, score_entities
 from .base import Task, TaskEvaluation
 
@@ -181,6 +183,13 @@ class TokenClassificationTask(Task):
             },
             desc=f"Tokenizing {self.name}",
         )
+
+    def plot(self, evaluation: TaskEvaluation, directory: Path) -> list[Path]:
+        if "per_type" not in evaluation.metrics:
+            return []
+        path = directory / f"{self.name}.{evaluation.split}.entity_f1.png"
+        title = f"{self.name} / {evaluation.split}: F1 per entity type"
+        return [plot_entity_f1(evaluation.metrics["per_type"], path, title)]
 
     def batch_predictions(self, output: ModelOutput, batch: dict[str, torch.Tensor]) -> list[np.ndarray]:
         predicted = output.logits.argmax(dim=-1).cpu().numpy()

@@ -9,6 +9,7 @@ from pathlib import Path
 import yaml
 
 from ..config import RecipeConfig
+from ..evaluation.plots import plot_training_curves
 from ..evaluation.reports import summary_table, write_summary, write_task_report
 from ..modeling import MultiTaskModel
 from ..tasks import Task, TaskEvaluation, build_task
@@ -55,13 +56,15 @@ def train(recipe: RecipeConfig) -> TrainingResult:
     evaluations += trainer.evaluate("test")
 
     model_dir, report_dir = output_dir / "model", output_dir / "reports"
+    trainer.save_model(model_dir)
     if accelerator.is_main_process:
-        accelerator.unwrap_model(trainer.model).save_pretrained(model_dir)
-        tokenizer.save_pretrained(model_dir)
         (output_dir / "recipe.yaml").write_text(yaml.safe_dump(recipe.to_dict(), sort_keys=False), encoding="utf-8")
         for evaluation in evaluations:
             write_task_report(report_dir, evaluation)
+            tasks[evaluation.task].plot(evaluation, report_dir)
         write_summary(report_dir, evaluations)
+        headlines = {e.task: e.headline for e in evaluations}
+        plot_training_curves(trainer.history.records, headlines, report_dir / "training_curves.png")
         print(f"\n{summary_table(evaluations)}\nModel: {model_dir}\nReports: {report_dir}")
     accelerator.wait_for_everyone()
     return TrainingResult(model_dir, report_dir, evaluations)

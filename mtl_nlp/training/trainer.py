@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 from accelerate import Accelerator
 from accelerate.utils import DistributedDataParallelKwargs, send_to_device, set_seed
+from safetensors.torch import load_model
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 from transformers import get_scheduler
@@ -19,7 +20,9 @@ from ..data.sampling import MultiTaskBatchSampler
 from ..evaluation.evaluator import evaluate_task
 from ..modeling import MultiTaskModel
 from ..tasks import Task, TaskEvaluation
+from .checkpoint import atomic_directory
 from .history import TrainingHistory
+from .selection import ModelSelection, aggregate_score
 
 logger = logging.getLogger(__name__)
 
@@ -101,7 +104,21 @@ class MultiTaskTrainer:
         )
         self.model, self.optimizer = self.accelerator.prepare(model, optimizer)
         self.history = TrainingHistory(self.output_dir / "metrics.jsonl", enabled=self.accelerator.is_main_process)
+        self.selection = ModelSelection(patience=self.training.early_stopping_patience)
         self.step = 0
+
+    @property
+    def best_model_dir(self) -> Path:
+        """Where the model of the best evaluation so far is kept."""
+        return self.output_dir / "best"
+
+    def save_model(self, directory: str | Path) -> None:
+        """Write the unwrapped model and the tokenizer to ``directory`` atomically (main process only)."""
+        if self.accelerator.is_main_process:
+            with atomic_directory(directory) as staging:
+                self.accelerator.unwrap_model(self.model).save_pretrained(staging)
+                next(iter(self.tasks.values())).tokenizer.save_pretrained(staging)
+        self.accelerator.wait_for_everyone()
 
     def _batches(self) -> Iterator[tuple[str, dict[str, torch.Tensor]]]:
         on_gpu = self.accelerator.device.type == "cuda"
@@ -156,9 +173,35 @@ class MultiTaskTrainer:
                 and self.step % training.eval_every_steps == 0
                 and self.step < self.total_steps
             ):
-                self.evaluate("validation")
+                self.validate()
+                if self.selection.should_stop:
+                    logger.info(
+                        "Early stopping at step %d: no better aggregate score in %d evaluations",
+                        self.step,
+                        self.selection.patience,
+                    )
+                    break
         progress.close()
+        final = self.validate()
+        best = self.selection.best_step
+        if not (training.load_best_at_end and best is not None and best != self.step):
+            return final
+        logger.info("Loading the best model (step %d, aggregate %.4f)", best, self.selection.best_score)
+        load_model(self.accelerator.unwrap_model(self.model), self.best_model_dir / "model.safetensors")
         return self.evaluate("validation")
+
+    def validate(self) -> list[TaskEvaluation]:
+        """Evaluate on the validation splits, update model selection and keep the best model on disk."""
+        evaluations = self.evaluate("validation")
+        if not evaluations:
+            return evaluations
+        weights = {name: task.config.selection_weight for name, task in self.tasks.items()}
+        score = aggregate_score(evaluations, weights)
+        improved = self.selection.update(self.step, score)
+        self.history.append({"step": self.step, "aggregate": score, "best_step": self.selection.best_step})
+        if improved:
+            self.save_model(self.best_model_dir)
+        return evaluations
 
     def _log_losses(self, sums: dict[str, torch.Tensor], counts: dict[str, int]) -> dict[str, str]:
         """Record the mean loss per task since the last log (averaged over ranks) and reset the window."""
