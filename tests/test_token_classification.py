@@ -123,3 +123,32 @@ def test_plain_tags_are_allowed_with_scheme_none(tiny_tokenizer, tmp_path):
     path = write_conll(tmp_path / "pos.conll", [[("Angela", "NNP", "B-NP", "B-PER"), ("ran", "VBD", "B-VP", "O")]])
     task = make_task(tiny_tokenizer, path, tags_column=1, tag_scheme="none")
     assert task.labels == ["NNP", "VBD"]
+
+
+def test_iob1_files_are_converted_on_load_and_written_back_in_iob1(tiny_tokenizer, tmp_path):
+    iob1 = [sentence(("Angela", "I-PER"), ("Merkel", "I-PER"), ("Peter", "B-PER"), ("met", "O"))]
+    path = write_conll(tmp_path / "iob1.conll", iob1)
+    task = make_task(tiny_tokenizer, path, path, tag_scheme="iob1")
+    assert task.raw["train"]["ner"] == [["B-PER", "I-PER", "B-PER", "O"]]
+    perfect = [np.array(row["labels"]).clip(min=0) for row in task.encoded["validation"]]
+    evaluation = task.evaluate("validation", perfect)
+    assert evaluation.metrics["f1"] == 1.0 and evaluation.metrics["scheme"] == "iob2"
+    assert [line.split()[1:] for line in evaluation.predictions.splitlines() if line] == [
+        ["I-PER", "I-PER"],
+        ["I-PER", "I-PER"],
+        ["B-PER", "B-PER"],
+        ["O", "O"],
+    ]
+
+
+def test_strict_mode_is_selectable_and_named_in_the_report(tiny_tokenizer, tmp_path):
+    path = write_conll(tmp_path / "t.conll", [sentence(("Angela", "B-PER"), ("met", "O"), ("Paris", "B-LOC"))])
+    task = make_task(tiny_tokenizer, path, path, labels=LABELS, evaluation_mode="strict")
+    label_ids = {label: i for i, label in enumerate(task.labels)}
+    row = task.encoded["validation"][0]
+    predicted = np.array(row["labels"]).clip(min=0)
+    predicted[np.array(row["labels"]) == label_ids["B-LOC"]] = label_ids["I-LOC"]  # an I- start: no entity in strict
+    evaluation = task.evaluate("validation", [predicted])
+    assert evaluation.metrics["mode"] == "strict"
+    assert evaluation.metrics["recall"] == 0.5
+    assert "mode strict" in evaluation.report.splitlines()[0]

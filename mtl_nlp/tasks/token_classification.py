@@ -17,6 +17,7 @@ from ..config import TaskConfig, option
 from ..errors import DataError
 from ..evaluation.classification import label_report, score_labels
 from ..evaluation.plots import plot_entity_f1
+from ..evaluation.schemes import iob1_to_iob2, iob2_to_iob1
 from ..evaluation.sequence_labeling import entity_report, score_entities
 from .base import Task, TaskEvaluation
 
@@ -31,9 +32,15 @@ class TokenClassificationConfig(TaskConfig):
     tags_column: str | int = option(
         "Column holding the tags: a name, or an index into data.conll_columns for CoNLL files.", default="ner"
     )
-    tag_scheme: Literal["iob2", "none"] = option(
-        "iob2: entity tags (B-X, I-X, O) scored per entity; none: plain tags (e.g. POS) scored per token.",
+    tag_scheme: Literal["iob2", "iob1", "iobes", "bilou", "none"] = option(
+        "Tagging scheme of the files: iob2, iob1 (converted to iob2 on load, predictions written back in iob1), "
+        "iobes, bilou; none: plain tags (e.g. POS) scored per token.",
         default="iob2",
+    )
+    evaluation_mode: Literal["conlleval", "strict"] = option(
+        "conlleval: entity counting of the conlleval script (seqeval default mode); strict: seqeval strict mode "
+        "with the task's scheme (an entity must start with B-/S-/U-).",
+        default="conlleval",
     )
     label_all_subtokens: bool = option(
         "Train on every sub-token of a word (continuations of B-X learn I-X), not only on the first.",
@@ -68,6 +75,10 @@ def _encode_words(
         labels.append(row_labels.tolist())
         word_ids_column.append(word_ids.tolist())
     return {**encoding, "labels": labels, "word_ids": word_ids_column}
+
+
+def _iob1_to_iob2_column(batch: dict[str, list], column: str) -> dict[str, list]:
+    return {column: [iob1_to_iob2(tags) for tags in batch[column]]}
 
 
 def words_from_subtokens(
@@ -124,6 +135,13 @@ class TokenClassificationTask(Task):
                         f"Set tasks.{self.name}.tokens_column / tags_column, or data.conll_columns for CoNLL files."
                     )
             checked[split] = self._tags_as_strings(dataset)
+            if self.config.tag_scheme == "iob1":
+                checked[split] = checked[split].map(
+                    _iob1_to_iob2_column,
+                    batched=True,
+                    fn_kwargs={"column": self.tags_column},
+                    desc=f"Converting {self.name}/{split} from IOB1 to IOB2",
+                )
         train_tags = set(chain.from_iterable(checked["train"][self.tags_column])) if "train" in checked else set()
         for split, dataset in checked.items():
             seen = set(chain.from_iterable(dataset[self.tags_column]))
@@ -196,9 +214,14 @@ class TokenClassificationTask(Task):
         lengths = batch["attention_mask"].sum(dim=1).cpu().numpy()
         return [row[:length] for row, length in zip(predicted, lengths)]
 
+    @property
+    def fallback_label(self) -> str:
+        """The prediction for words without a sub-token: O, or the first label for plain tag sets."""
+        return "O" if "O" in self.labels else self.labels[0]
+
     def word_predictions(self, split: str, predictions: list[np.ndarray]) -> tuple[list[list[str]], int]:
         """Per sentence, the predicted tag of every original word; and how many words had no sub-token."""
-        fallback = self.labels.index("O") if "O" in self.labels else 0
+        fallback = self.labels.index(self.fallback_label)
         sentences, unscored = [], 0
         word_ids_column = self.encoded[split]["word_ids"]
         for words, word_ids, predicted in zip(self.raw[split][self.config.tokens_column], word_ids_column, predictions):
@@ -220,15 +243,19 @@ class TokenClassificationTask(Task):
             report = label_report(gold_ids, predicted_ids, self.labels, f"{self.name} / {split}: per-token scores")
             headline = "accuracy"
         else:
-            metrics = score_entities(gold, predicted)
-            report = entity_report(gold, predicted, self.name, split)
+            scheme = "iob2" if self.config.tag_scheme == "iob1" else self.config.tag_scheme
+            mode = self.config.evaluation_mode
+            metrics = score_entities(gold, predicted, mode=mode, scheme=scheme)
+            report = entity_report(gold, predicted, self.name, split, mode=mode, scheme=scheme)
             headline = "f1"
         metrics["words_without_subtokens"] = unscored
         if unscored:
             report += (
                 f"\n{unscored} words had no sub-token (dropped by the tokenizer or cut at max_length "
-                f"{self.max_length}) and were predicted as {self.labels[0] if 'O' not in self.labels else 'O'}.\n"
+                f"{self.max_length}) and were predicted as {self.fallback_label}.\n"
             )
+        if self.config.tag_scheme == "iob1":
+            gold, predicted = [iob2_to_iob1(t) for t in gold], [iob2_to_iob1(t) for t in predicted]
         lines = []
         for words, gold_tags, predicted_tags in zip(raw[self.config.tokens_column], gold, predicted):
             lines.extend(f"{w} {g} {p}" for w, g, p in zip(words, gold_tags, predicted_tags))
