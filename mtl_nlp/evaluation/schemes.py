@@ -16,30 +16,27 @@ def _entity_type(tag: str) -> str | None:
     return kind if dash and prefix != "O" else None
 
 
-def iob1_to_iob2(tags: list[str]) -> list[str]:
-    """IOB1 to IOB2: an ``I-X`` that does not continue an entity of type X starts one, so it becomes ``B-X``."""
+def _retag_entity_starts(tags: list[str], old: str, new: str) -> list[str]:
+    """Replace prefix ``old`` by ``new`` on tags that do not continue an entity of their type."""
     converted = []
     previous_type = None
     for tag in tags:
         kind = _entity_type(tag)
-        if tag.startswith("I-") and kind != previous_type:
-            tag = f"B-{kind}"
+        if tag.startswith(f"{old}-") and kind != previous_type:
+            tag = f"{new}-{kind}"
         converted.append(tag)
         previous_type = kind
     return converted
+
+
+def iob1_to_iob2(tags: list[str]) -> list[str]:
+    """IOB1 to IOB2: an ``I-X`` that does not continue an entity of type X starts one, so it becomes ``B-X``."""
+    return _retag_entity_starts(tags, "I", "B")
 
 
 def iob2_to_iob1(tags: list[str]) -> list[str]:
     """IOB2 to IOB1: ``B-X`` is kept only where it separates two adjacent entities of type X, else it is ``I-X``."""
-    converted = []
-    previous_type = None
-    for tag in tags:
-        kind = _entity_type(tag)
-        if tag.startswith("B-") and kind != previous_type:
-            tag = f"I-{kind}"
-        converted.append(tag)
-        previous_type = kind
-    return converted
+    return _retag_entity_starts(tags, "B", "I")
 
 
 def bilou_to_iobes(tags: list[str]) -> list[str]:
