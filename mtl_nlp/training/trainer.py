@@ -40,9 +40,6 @@ class MultiTaskBatches(Dataset):
         task, indices = key
         return task, self.collators[task](self.columns[task][indices])
 
-    def __len__(self) -> int:
-        return sum(len(dataset) for dataset in self.columns.values())
-
 
 def build_accelerator(training: TrainingConfig) -> Accelerator:
     """An Accelerator for a multi-task run: one task's head is idle at each step, so DDP must expect unused
