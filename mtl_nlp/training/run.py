@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
+from accelerate.utils import set_seed
 
 from ..config import RecipeConfig
 from ..evaluation.plots import plot_training_curves
@@ -41,6 +42,7 @@ def prepare_tasks(recipe: RecipeConfig, tokenizer) -> dict[str, Task]:
 def train(recipe: RecipeConfig) -> TrainingResult:
     """Train the recipe's tasks jointly, then write the model, the reports and a summary to ``output_dir``."""
     accelerator = build_accelerator(recipe.training)
+    set_seed(recipe.training.seed)  # before the new heads are initialised, so that runs repeat
     output_dir = Path(recipe.output_dir)
     tokenizer = load_tokenizer(recipe.model.name_or_path, recipe.model.revision, recipe.model.trust_remote_code)
     with accelerator.main_process_first():
