@@ -13,7 +13,7 @@ def _train(args: argparse.Namespace) -> int:
     from .config import load_recipe
     from .training.run import train
 
-    train(load_recipe(args.recipe, args.overrides))
+    train(load_recipe(args.recipe, args.overrides), resume=args.resume)
     return 0
 
 
@@ -42,6 +42,14 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="*",
         metavar="KEY=VALUE",
         help="Override recipe keys, e.g. training.learning_rate=3e-5 tasks.ner.batch_size=16.",
+    )
+    train.add_argument(
+        "--resume",
+        nargs="?",
+        const=True,
+        default=False,
+        metavar="CHECKPOINT",
+        help="Continue from the latest checkpoint in the recipe's output_dir, or from the CHECKPOINT directory given.",
     )
     train.set_defaults(run=_train)
 

@@ -47,8 +47,8 @@ class TrainingConfig:
     """Optimisation and evaluation schedule."""
 
     epochs: float = option(
-        "Passes over the data; one epoch is as many steps as it takes to draw every task's training "
-        "batches once under proportional sampling. Ignored when max_steps is set.",
+        "Passes over the data. An epoch has as many batches as one pass over every task's training data takes "
+        "(in all_tasks sampling mode: one pass over the largest task). Ignored when max_steps is set.",
         default=3.0,
     )
     max_steps: int | None = option("Number of optimizer steps; overrides epochs.", default=None)
@@ -74,16 +74,87 @@ class TrainingConfig:
         "End with the weights of the best evaluation (aggregate score), not the last step's.", default=True
     )
     dataloader_workers: int = option("Worker processes that prepare batches (0: in the main process).", default=0)
+    save_every_steps: int = option(
+        "Write a resumable checkpoint every N optimizer steps (0: only at the end of training).", default=500
+    )
+    save_total_limit: int = option("Keep the last K checkpoints (the best model is kept apart).", default=2)
+    max_nonfinite_steps: int = option(
+        "Stop after this many consecutive steps with a non-finite loss (each such step is skipped).", default=5
+    )
+
+    def __post_init__(self) -> None:
+        if self.save_total_limit < 1:
+            raise RecipeError(f"save_total_limit: keep at least 1 checkpoint, got {self.save_total_limit}.")
 
 
 @dataclass
 class SamplingConfig:
-    """How the task of each training batch is drawn."""
+    """How the task of each training batch is drawn (formulas in docs/sampling.md)."""
 
-    strategy: Literal["proportional"] = option(
-        "proportional: a task's batches are drawn in proportion to its number of batches.",
+    strategy: Literal["proportional", "temperature", "uniform", "round_robin", "fixed", "annealed"] = option(
+        "proportional: p ∝ n (n = a task's training batches per pass); temperature: p ∝ n^(1/T); uniform: equal; "
+        "round_robin: tasks in turn; fixed: the 'probabilities' given; annealed: p ∝ n^α with α going from 1 "
+        "to 0.2 over the epochs (Stickland & Murray 2019).",
         default="proportional",
     )
+    temperature: float = option("T of the temperature strategy (1 = proportional, large → uniform).", default=2.0)
+    example_cap: int | None = option(
+        "Count at most this many examples per task when computing probabilities (temperature, proportional, "
+        "annealed), so one huge task cannot crowd out the others.",
+        default=None,
+    )
+    probabilities: dict[str, float] | None = option(
+        "Task name → sampling probability for the fixed strategy (normalised to sum to 1).", default=None
+    )
+    mode: Literal["one_task", "all_tasks"] = option(
+        "one_task: each batch holds one task, drawn by the strategy; all_tasks: each optimizer step sees one "
+        "batch of every task (needed by gradient-combination methods).",
+        default="one_task",
+    )
+    group_by_length: bool = option(
+        "Build training batches of similar lengths (much less padding), still shuffled every pass.", default=True
+    )
+
+    def __post_init__(self) -> None:
+        if self.temperature <= 0:
+            raise RecipeError(f"temperature: must be positive, got {self.temperature}.")
+        if self.example_cap is not None and self.example_cap < 1:
+            raise RecipeError(f"example_cap: must be at least 1, got {self.example_cap}.")
+        if self.strategy == "fixed" and not self.probabilities:
+            raise RecipeError("probabilities: the fixed strategy needs a probability for every task.")
+        if self.probabilities and (min(self.probabilities.values()) < 0 or sum(self.probabilities.values()) <= 0):
+            raise RecipeError("probabilities: must be non-negative with a positive sum.")
+
+
+@dataclass
+class WeightingConfig:
+    """How the per-task losses are combined (formulas in docs/sampling.md)."""
+
+    method: Literal["static", "uncertainty", "dwa"] = option(
+        "static: each task's loss_weight; uncertainty: learned log-variances (Kendall et al. 2018); dwa: Dynamic "
+        "Weight Average (Liu et al. 2019). All multiply by loss_weight too.",
+        default="static",
+    )
+    dwa_temperature: float = option("T of DWA's softmax over loss ratios (larger: more uniform).", default=2.0)
+    window_steps: int | None = option(
+        "Optimizer steps over which DWA averages the losses (null: one epoch, as in the paper).", default=None
+    )
+    gradient_method: (
+        Literal["upgrad", "dualproj", "pcgrad", "imtl_g", "mgda", "aligned_mtl", "gradvac", "cagrad"] | None
+    ) = option(
+        "Combine the tasks' gradients with this torchjd aggregator instead of summing losses; needs sampling.mode "
+        "all_tasks, one process and no fp16 (upgrad/dualproj need the 'upgrad' extra, cagrad torchjd's "
+        "'cagrad' extra).",
+        default=None,
+    )
+
+    def __post_init__(self) -> None:
+        if self.dwa_temperature <= 0:
+            raise RecipeError(f"dwa_temperature: must be positive, got {self.dwa_temperature}.")
+        if self.window_steps is not None and self.window_steps < 1:
+            raise RecipeError(f"window_steps: must be at least 1, got {self.window_steps}.")
+        if self.gradient_method and self.method != "static":
+            raise RecipeError("gradient_method: combine gradients with method: static (the loss_weights still apply).")
 
 
 @dataclass
@@ -144,6 +215,7 @@ class RecipeConfig:
     output_dir: str = option("Where the model, reports and logs are written.", default="runs/mtl-nlp")
     training: TrainingConfig = option("Optimisation and evaluation schedule.", default_factory=TrainingConfig)
     sampling: SamplingConfig = option("How each batch's task is drawn.", default_factory=SamplingConfig)
+    weighting: WeightingConfig = option("How the tasks' losses are combined.", default_factory=WeightingConfig)
 
     def __post_init__(self) -> None:
         if not self.tasks:
@@ -153,6 +225,16 @@ class RecipeConfig:
                 raise RecipeError(f"tasks.{name}: task names may use letters, digits, '_' and '-' only.")
             if task.data.hub_dataset is None and task.data.train is None:
                 raise RecipeError(f"tasks.{name}.data.train: give either 'train' (a local file) or 'hub_dataset'.")
+        if self.weighting.gradient_method and self.sampling.mode != "all_tasks":
+            raise RecipeError(
+                "weighting.gradient_method: gradient combination needs every task's gradient at each step; "
+                "set sampling.mode: all_tasks."
+            )
+        if self.sampling.strategy == "fixed" and set(self.sampling.probabilities or {}) != set(self.tasks):
+            raise RecipeError(
+                f"sampling.probabilities: give one probability per task; tasks are {', '.join(self.tasks)}, "
+                f"probabilities name {', '.join(self.sampling.probabilities or {}) or 'none'}."
+            )
 
     def to_dict(self) -> dict[str, Any]:
         """The recipe as plain data, ready for YAML or JSON."""

@@ -15,3 +15,7 @@ class DataError(MtlNlpError, ValueError):
 
 class ModelLoadError(MtlNlpError, OSError):
     """A backbone or saved model cannot be found or loaded."""
+
+
+class TrainingError(MtlNlpError, RuntimeError):
+    """Training cannot go on: repeated non-finite losses, or a checkpoint that cannot be resumed."""

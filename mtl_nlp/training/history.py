@@ -8,20 +8,33 @@ from typing import Any
 
 
 class TrainingHistory:
-    """Appends records to ``<output_dir>/metrics.jsonl`` (main process only) and keeps them in memory."""
+    """Appends records to ``<output_dir>/metrics.jsonl`` (main process only) and keeps them in memory.
+
+    A new run starts the file afresh; a resumed run keeps the records its checkpoint had seen
+    (:meth:`restart`), so the file of a killed and resumed run equals that of an uninterrupted one.
+    """
 
     def __init__(self, path: str | Path, enabled: bool = True) -> None:
         self.path = Path(path)
         self.enabled = enabled
         self.records: list[dict[str, Any]] = []
+        self.restart(keep=0)
 
     def append(self, record: dict[str, Any]) -> None:
         """Record one entry and flush it to disk at once, so a killed run keeps its history."""
         self.records.append(record)
         if self.enabled:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
             with self.path.open("a", encoding="utf-8") as handle:
                 handle.write(json.dumps(record, sort_keys=True) + "\n")
+
+    def restart(self, keep: int) -> None:
+        """Keep only the file's first ``keep`` records (those a checkpoint had seen) and continue from there."""
+        if not self.enabled:
+            return
+        self.records = read_history(self.path)[:keep] if keep and self.path.exists() else []
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        text = "".join(json.dumps(record, sort_keys=True) + "\n" for record in self.records)
+        self.path.write_text(text, encoding="utf-8")
 
 
 def read_history(path: str | Path) -> list[dict[str, Any]]:

@@ -10,11 +10,13 @@ import yaml
 from accelerate.utils import set_seed
 
 from ..config import RecipeConfig
+from ..errors import TrainingError
 from ..evaluation.plots import plot_training_curves
 from ..evaluation.reports import summary_table, write_summary, write_task_report
 from ..modeling import MultiTaskModel
 from ..tasks import Task, TaskEvaluation, build_task
 from ..tokenization import load_tokenizer
+from .checkpoint import CheckpointDirectory
 from .trainer import MultiTaskTrainer, build_accelerator
 
 logger = logging.getLogger(__name__)
@@ -39,8 +41,28 @@ def prepare_tasks(recipe: RecipeConfig, tokenizer) -> dict[str, Task]:
     return tasks
 
 
-def train(recipe: RecipeConfig) -> TrainingResult:
-    """Train the recipe's tasks jointly, then write the model, the reports and a summary to ``output_dir``."""
+def find_checkpoint(recipe: RecipeConfig, resume: str | Path | bool) -> Path | None:
+    """The checkpoint to resume from: ``True`` means the latest under the run's ``output_dir/checkpoints``."""
+    if resume is False or resume is None:
+        return None
+    if resume is True:
+        root = Path(recipe.output_dir) / "checkpoints"
+        latest = CheckpointDirectory(root, keep=1).latest()
+        if latest is None:
+            raise TrainingError(f"{root}: no finished checkpoint to resume from; start without --resume.")
+        return latest
+    path = Path(resume)
+    if not path.is_dir():
+        raise TrainingError(f"{path}: checkpoint directory not found (give a step-* directory of a run).")
+    return path
+
+
+def train(recipe: RecipeConfig, resume: str | Path | bool = False) -> TrainingResult:
+    """Train the recipe's tasks jointly, then write the model, the reports and a summary to ``output_dir``.
+
+    ``resume``: ``True`` continues from the latest checkpoint in ``output_dir``, a path from that checkpoint.
+    """
+    checkpoint = find_checkpoint(recipe, resume)
     accelerator = build_accelerator(recipe.training)
     set_seed(recipe.training.seed)  # before the new heads are initialised, so that runs repeat
     output_dir = Path(recipe.output_dir)
@@ -54,7 +76,7 @@ def train(recipe: RecipeConfig) -> TrainingResult:
         trust_remote_code=recipe.model.trust_remote_code,
     )
     trainer = MultiTaskTrainer(model, tasks, recipe, accelerator)
-    evaluations = trainer.train()
+    evaluations = trainer.train(resume_from=checkpoint)
     evaluations += trainer.evaluate("test")
 
     model_dir, report_dir = output_dir / "model", output_dir / "reports"

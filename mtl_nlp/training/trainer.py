@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from collections.abc import Iterator
@@ -10,19 +11,22 @@ from pathlib import Path
 import torch
 from accelerate import Accelerator
 from accelerate.utils import DistributedDataParallelKwargs, send_to_device, set_seed
-from safetensors.torch import load_model
+from safetensors.torch import load_file, load_model, save_file
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 from transformers import get_scheduler
 
 from ..config import RecipeConfig, TrainingConfig
 from ..data.sampling import MultiTaskBatchSampler
+from ..errors import RecipeError, TrainingError
 from ..evaluation.evaluator import evaluate_task
 from ..modeling import MultiTaskModel
 from ..tasks import Task, TaskEvaluation
-from .checkpoint import atomic_directory
+from .checkpoint import CheckpointDirectory, atomic_directory
+from .gradients import build_aggregator, combined_backward
 from .history import TrainingHistory
 from .selection import ModelSelection, aggregate_score
+from .weighting import build_weighting
 
 logger = logging.getLogger(__name__)
 
@@ -51,22 +55,28 @@ def build_accelerator(training: TrainingConfig) -> Accelerator:
     )
 
 
-def build_optimizer(model: torch.nn.Module, training: TrainingConfig) -> torch.optim.AdamW:
-    """AdamW with weight decay on weight matrices only (not on biases and norm weights)."""
+def build_optimizer(
+    model: torch.nn.Module, training: TrainingConfig, extra_parameters: list[torch.nn.Parameter] = ()
+) -> torch.optim.AdamW:
+    """AdamW with weight decay on weight matrices only (not on biases, norm weights or ``extra_parameters``,
+    such as a loss weighting's)."""
     parameters = [p for p in model.parameters() if p.requires_grad]
     groups = [
         {"params": [p for p in parameters if p.ndim >= 2], "weight_decay": training.weight_decay},
-        {"params": [p for p in parameters if p.ndim < 2], "weight_decay": 0.0},
+        {"params": [p for p in parameters if p.ndim < 2] + list(extra_parameters), "weight_decay": 0.0},
     ]
     fused = torch.cuda.is_available() and all(p.is_cuda for p in parameters)
     return torch.optim.AdamW(groups, lr=training.learning_rate, fused=fused or None)
 
 
 class MultiTaskTrainer:
-    """Trains a :class:`MultiTaskModel` on several tasks with one optimizer, one task's batch per micro-step.
+    """Trains a :class:`MultiTaskModel` on several tasks with one optimizer.
 
-    Works unchanged on one CPU, one GPU or many processes (``accelerate launch``): the batch sampler shards
-    each task's batches across ranks and every rank trains the same task at the same step.
+    Works unchanged on one CPU, one GPU or many processes (``accelerate launch``/``torchrun``): the batch
+    sampler shards each task's batches across ranks and every rank trains the same task at the same step.
+    Checkpoints (every ``training.save_every_steps``) hold everything needed to continue exactly:
+    model, optimizer, gradient scaler and RNG states through Accelerate, plus the scheduler, sampler
+    position, loss weighting, model selection, counters and the history's length.
     """
 
     def __init__(
@@ -85,14 +95,21 @@ class MultiTaskTrainer:
         self.sampler = MultiTaskBatchSampler(
             {name: task.lengths("train") for name, task in tasks.items()},
             {name: task.config.batch_size for name, task in tasks.items()},
+            recipe.sampling,
             seed=self.training.seed,
+            num_epochs=math.ceil(self.training.epochs),
             num_replicas=self.accelerator.num_processes,
             rank=self.accelerator.process_index,
         )
         self.total_steps = self.training.max_steps or math.ceil(
             self.training.epochs * self.sampler.steps_per_epoch / self.training.gradient_accumulation_steps
         )
-        optimizer = build_optimizer(model, self.training)
+        device = self.accelerator.device
+        self.weighting = build_weighting(
+            recipe.weighting, {name: task.config.loss_weight for name, task in tasks.items()}
+        ).to(device)
+        self.aggregator = self._gradient_aggregator()
+        optimizer = build_optimizer(model, self.training, extra_parameters=list(self.weighting.parameters()))
         self.scheduler = get_scheduler(
             self.training.lr_scheduler,
             optimizer,
@@ -102,7 +119,24 @@ class MultiTaskTrainer:
         self.model, self.optimizer = self.accelerator.prepare(model, optimizer)
         self.history = TrainingHistory(self.output_dir / "metrics.jsonl", enabled=self.accelerator.is_main_process)
         self.selection = ModelSelection(patience=self.training.early_stopping_patience)
+        self.checkpoints = CheckpointDirectory(self.output_dir / "checkpoints", keep=self.training.save_total_limit)
         self.step = 0
+        self.batches_consumed = 0
+        self.skipped_steps = 0
+        self.consecutive_skipped = 0
+        self.loss_sums = {name: 0.0 for name in tasks}
+        self.loss_counts = dict.fromkeys(tasks, 0)
+
+    def _gradient_aggregator(self) -> torch.nn.Module | None:
+        method = self.recipe.weighting.gradient_method
+        if method is None:
+            return None
+        if self.accelerator.num_processes > 1 or self.training.mixed_precision == "fp16":
+            raise RecipeError(
+                f"weighting.gradient_method: {method} runs in one process without fp16 (gradients are combined "
+                "outside DDP and the fp16 loss scaler); use bf16, or a loss weighting method for DDP."
+            )
+        return build_aggregator(method)
 
     @property
     def best_model_dir(self) -> Path:
@@ -126,59 +160,76 @@ class MultiTaskTrainer:
             batch_size=None,
             num_workers=self.training.dataloader_workers,
             pin_memory=on_gpu,
+            # Its own generator, so that starting the loader draws nothing from the global RNG and a resumed
+            # run's dropout masks equal an uninterrupted run's.
+            generator=torch.Generator(),
         )
         for task, batch in loader:
+            self.batches_consumed += 1
             yield task, send_to_device(batch, self.accelerator.device, non_blocking=on_gpu)
 
-    def train(self) -> list[TaskEvaluation]:
-        """Train for the configured steps, evaluating on schedule; return the final validation evaluations."""
+    def train(self, resume_from: str | Path | None = None) -> list[TaskEvaluation]:
+        """Train for the configured steps (continuing from checkpoint ``resume_from``), evaluating and
+        checkpointing on schedule; return the final validation evaluations."""
         accelerator, training = self.accelerator, self.training
-        weights = {name: task.config.loss_weight for name, task in self.tasks.items()}
-        loss_sums = {name: torch.zeros((), device=accelerator.device) for name in self.tasks}
-        loss_counts = dict.fromkeys(self.tasks, 0)
+        if resume_from is not None:
+            self.load_checkpoint(resume_from)
+        self.sampler.load_state_dict({"position": self.batches_consumed, "seed": self.sampler.seed})
         logger.info(
-            "Training %d steps (%d batches per epoch) on %s, %d process(es)",
+            "Training %d steps (%d per epoch) on %s, %d process(es), from step %d",
             self.total_steps,
             self.sampler.steps_per_epoch,
             ", ".join(self.tasks),
             accelerator.num_processes,
+            self.step,
         )
         self.model.train()
-        progress = tqdm(total=self.total_steps, desc="Training", disable=not accelerator.is_main_process)
+        progress = tqdm(
+            total=self.total_steps, initial=self.step, desc="Training", disable=not accelerator.is_main_process
+        )
         batches = self._batches()
+        window = self.recipe.weighting.window_steps or self.sampler.steps_per_epoch
         while self.step < self.total_steps:
-            task, batch = next(batches)
             with accelerator.accumulate(self.model):
-                loss = self.model(task=task, **batch).loss
-                accelerator.backward(loss * weights[task])
-                if accelerator.sync_gradients and training.max_grad_norm:
+                nonfinite = self._forward_backward(batches)
+                if not accelerator.sync_gradients:
+                    continue
+                if self._any_rank(nonfinite):
+                    self.optimizer.zero_grad(set_to_none=True)
+                    self._skip_step(nonfinite)
+                    continue
+                self._sync_weighting_gradients()
+                if training.max_grad_norm:
                     accelerator.clip_grad_norm_(self.model.parameters(), training.max_grad_norm)
                 self.optimizer.step()
                 self.optimizer.zero_grad(set_to_none=True)
-            loss_sums[task] += loss.detach()
-            loss_counts[task] += 1
-            if not accelerator.sync_gradients:
-                continue
-            if not accelerator.optimizer_step_was_skipped:
+            self.consecutive_skipped = 0
+            if accelerator.optimizer_step_was_skipped:
+                self.skipped_steps += 1
+                logger.warning("Step %d: fp16 overflow, the gradient scaler skipped the update", self.step + 1)
+            else:
                 self.scheduler.step()
             self.step += 1
             progress.update(1)
+            if self.step % window == 0:
+                self.weighting.end_window(lambda tensor: accelerator.reduce(tensor, reduction="mean"))
             if self.step % training.log_every_steps == 0 or self.step == self.total_steps:
-                progress.set_postfix(self._log_losses(loss_sums, loss_counts))
-            if (
-                training.eval_every_steps
-                and self.step % training.eval_every_steps == 0
-                and self.step < self.total_steps
-            ):
+                progress.set_postfix(self._log_losses())
+            evaluate_now = training.eval_every_steps and self.step % training.eval_every_steps == 0
+            if evaluate_now and self.step < self.total_steps:
                 self.validate()
-                if self.selection.should_stop:
-                    logger.info(
-                        "Early stopping at step %d: no better aggregate score in %d evaluations",
-                        self.step,
-                        self.selection.patience,
-                    )
-                    break
+            if training.save_every_steps and self.step % training.save_every_steps == 0:
+                self.save_checkpoint()
+            if self.selection.should_stop:
+                logger.info(
+                    "Early stopping at step %d: no better aggregate score in %d evaluations",
+                    self.step,
+                    self.selection.patience,
+                )
+                break
         progress.close()
+        if self.checkpoints.latest() != self.checkpoints.final_path(self.step):
+            self.save_checkpoint()
         final = self.validate()
         best = self.selection.best_step
         if not (training.load_best_at_end and best is not None and best != self.step):
@@ -186,6 +237,58 @@ class MultiTaskTrainer:
         logger.info("Loading the best model (step %d, aggregate %.4f)", best, self.selection.best_score)
         load_model(self.accelerator.unwrap_model(self.model), self.best_model_dir / "model.safetensors")
         return self.evaluate("validation")
+
+    def _forward_backward(self, batches: Iterator[tuple[str, dict[str, torch.Tensor]]]) -> str | None:
+        """Run one micro-step (a batch, or one batch per task in all_tasks mode) forward and backward.
+
+        Returns the first task whose loss was not finite, if any.
+        """
+        losses = {}
+        nonfinite = None
+        for _ in range(self.sampler.batches_per_step):
+            task, batch = next(batches)
+            loss = self.model(task=task, **batch).loss
+            if nonfinite is None and not torch.isfinite(loss.detach()):
+                nonfinite = task
+            self.loss_sums[task] += float(loss.detach())
+            self.loss_counts[task] += 1
+            if self.aggregator is None:
+                # Each task's term is back-propagated at once: the weightings are sums of per-task terms.
+                self.accelerator.backward(self.weighting({task: loss}))
+            else:
+                losses[task] = loss
+        if self.aggregator is not None:
+            scale = 1.0 / self.training.gradient_accumulation_steps
+            weighted = [self.weighting({task: loss}) * scale for task, loss in losses.items()]
+            combined_backward(weighted, [p for p in self.model.parameters() if p.requires_grad], self.aggregator)
+        return nonfinite
+
+    def _any_rank(self, nonfinite: str | None) -> bool:
+        """Whether any rank saw a non-finite loss (all ranks must skip the same steps)."""
+        flag = torch.tensor(float(nonfinite is not None), device=self.accelerator.device)
+        if self.accelerator.num_processes > 1:
+            flag = self.accelerator.reduce(flag, reduction="sum")
+        return bool(flag > 0)
+
+    def _skip_step(self, task: str | None) -> None:
+        self.skipped_steps += 1
+        self.consecutive_skipped += 1
+        where = f"task {task}" if task else "another process"
+        logger.warning("Step %d: non-finite loss (%s); the update is skipped", self.step + 1, where)
+        if self.consecutive_skipped >= self.training.max_nonfinite_steps:
+            raise TrainingError(
+                f"{self.consecutive_skipped} consecutive steps had a non-finite loss, the last at step "
+                f"{self.step + 1} ({where}). Lower training.learning_rate, check the task's data and labels, or "
+                "use bf16 instead of fp16."
+            )
+
+    def _sync_weighting_gradients(self) -> None:
+        """Average the loss weighting's gradients over ranks (it lives outside the DDP-wrapped model)."""
+        if self.accelerator.num_processes == 1:
+            return
+        for parameter in self.weighting.parameters():
+            if parameter.grad is not None:
+                parameter.grad = self.accelerator.reduce(parameter.grad, reduction="mean")
 
     def validate(self) -> list[TaskEvaluation]:
         """Evaluate on the validation splits, update model selection and keep the best model on disk."""
@@ -200,15 +303,23 @@ class MultiTaskTrainer:
             self.save_model(self.best_model_dir)
         return evaluations
 
-    def _log_losses(self, sums: dict[str, torch.Tensor], counts: dict[str, int]) -> dict[str, str]:
-        """Record the mean loss per task since the last log (averaged over ranks) and reset the window."""
+    def _log_losses(self) -> dict[str, str]:
+        """Record the mean loss per task since the last log (averaged over ranks), the weights, and reset."""
         means = {}
-        for task in sums:
-            if counts[task]:
-                means[task] = float(self.accelerator.reduce(sums[task], reduction="mean")) / counts[task]
-                sums[task].zero_()
-                counts[task] = 0
-        record = {"step": self.step, "learning_rate": self.scheduler.get_last_lr()[0], "loss": means}
+        for task in self.tasks:
+            if self.loss_counts[task]:
+                total = torch.tensor(self.loss_sums[task] / self.loss_counts[task], device=self.accelerator.device)
+                means[task] = float(self.accelerator.reduce(total, reduction="mean"))
+                self.loss_sums[task] = 0.0
+                self.loss_counts[task] = 0
+        record = {
+            "step": self.step,
+            "epoch": round(self.batches_consumed / self.sampler.epoch_length, 4),
+            "learning_rate": self.scheduler.get_last_lr()[0],
+            "loss": means,
+            "loss_weights": self.weighting.weights(),
+            "skipped_steps": self.skipped_steps,
+        }
         self.history.append(record)
         return {task: f"{value:.3f}" for task, value in means.items()}
 
@@ -224,3 +335,65 @@ class MultiTaskTrainer:
             scores = ", ".join(f"{e.task} {e.headline} {e.headline_value:.4f}" for e in evaluations)
             logger.info("Step %d, %s: %s", self.step, split, scores)
         return evaluations
+
+    def save_checkpoint(self) -> Path:
+        """Write a resumable checkpoint of the current step atomically (all processes take part)."""
+        accelerator = self.accelerator
+        staging = self.checkpoints.partial_path(self.step)
+        if accelerator.is_main_process:
+            self.checkpoints.begin(self.step)
+        accelerator.wait_for_everyone()
+        accelerator.save_state(str(staging))
+        self._write_process_state(staging)
+        accelerator.wait_for_everyone()
+        final = self.checkpoints.final_path(self.step)
+        if accelerator.is_main_process:
+            self.checkpoints.commit(self.step)
+            logger.info("Checkpoint: %s", final)
+        accelerator.wait_for_everyone()
+        return final
+
+    def _write_process_state(self, directory: Path) -> None:
+        """This process's own state: counters, scheduler, sampler, selection, loss windows and weighting."""
+        rank = self.accelerator.process_index
+        state = {
+            "step": self.step,
+            "batches_consumed": self.batches_consumed,
+            "num_processes": self.accelerator.num_processes,
+            "skipped_steps": self.skipped_steps,
+            "consecutive_skipped": self.consecutive_skipped,
+            "history_records": len(self.history.records),
+            "scheduler": self.scheduler.state_dict(),
+            "selection": self.selection.state_dict(),
+            "loss_sums": self.loss_sums,
+            "loss_counts": self.loss_counts,
+        }
+        (directory / f"trainer_state_{rank}.json").write_text(json.dumps(state, indent=1), encoding="utf-8")
+        save_file(
+            {name: tensor.contiguous() for name, tensor in self.weighting.state_dict().items()},
+            directory / f"weighting_{rank}.safetensors",
+        )
+
+    def load_checkpoint(self, directory: str | Path) -> None:
+        """Restore everything a checkpoint holds; training then continues exactly where it stopped."""
+        directory = Path(directory)
+        rank = self.accelerator.process_index
+        state_file = directory / f"trainer_state_{rank}.json"
+        if not state_file.is_file():
+            raise TrainingError(
+                f"{directory}: not a complete checkpoint of this run for process {rank} ({state_file.name} is "
+                "missing). Resume from a step-* directory under the run's checkpoints/ with the same number of "
+                "processes."
+            )
+        state = json.loads(state_file.read_text(encoding="utf-8"))
+        self.accelerator.load_state(str(directory))
+        self.weighting.load_state_dict(load_file(directory / f"weighting_{rank}.safetensors"))
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.selection.load_state_dict(state["selection"])
+        self.history.restart(keep=state["history_records"])
+        self.step = state["step"]
+        self.batches_consumed = state["batches_consumed"]
+        self.skipped_steps = state["skipped_steps"]
+        self.consecutive_skipped = state["consecutive_skipped"]
+        self.loss_sums, self.loss_counts = state["loss_sums"], state["loss_counts"]
+        logger.info("Resumed from %s (step %d)", directory, self.step)
