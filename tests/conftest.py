@@ -14,6 +14,7 @@ os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ.setdefault("HF_DATASETS_CACHE", tempfile.mkdtemp(prefix="mtl-nlp-datasets-"))
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+import random
 from pathlib import Path
 
 import pytest
@@ -93,3 +94,49 @@ def write_conll(path: Path, sentences: list[list[tuple[str, ...]]], docstart: bo
         lines += [" ".join(fields) for fields in sentence] + [""]
     path.write_text("\n".join(lines), encoding="utf-8")
     return path
+
+
+POSITIVE = ["wonderful", "friendly", "spotless", "funny", "moving"]
+NEGATIVE = ["slow", "cold", "dull", "predictable", "wooden"]
+
+
+def write_toy_sentiment(path: Path, rows: int, seed: int) -> str:
+    """Texts whose label is decided by which word list they draw from: learnable in a few dozen steps."""
+    rng = random.Random(seed)
+    lines = ["text\tlabel"]
+    for _ in range(rows):
+        label = rng.choice(["positive", "negative"])
+        words = rng.sample(POSITIVE if label == "positive" else NEGATIVE, 2)
+        lines.append(f"the film was {words[0]} and {words[1]}\t{label}")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return str(path)
+
+
+def toy_recipe(directory: Path, model_dir: Path, train_rows: int = 160, eval_rows: int = 40, **sections) -> dict:
+    """A two-task recipe (sample NER + toy sentiment) on the tiny model; ``sections`` add recipe sections."""
+    directory.mkdir(parents=True, exist_ok=True)
+    return {
+        "model": {"name_or_path": str(model_dir)},
+        "output_dir": str(directory / "out"),
+        "tasks": {
+            "ner": {
+                "type": "token_classification",
+                "data": {
+                    "train": "pkg:mtl_nlp/sample_data/ner_train.conll",
+                    "validation": "pkg:mtl_nlp/sample_data/ner_dev.conll",
+                    "max_train_examples": train_rows,
+                    "max_eval_examples": eval_rows,
+                },
+                "batch_size": 16,
+            },
+            "sentiment": {
+                "type": "sequence_classification",
+                "data": {
+                    "train": write_toy_sentiment(directory / "train.tsv", train_rows, seed=1),
+                    "validation": write_toy_sentiment(directory / "dev.tsv", eval_rows, seed=2),
+                },
+                "batch_size": 16,
+            },
+        },
+        **sections,
+    }

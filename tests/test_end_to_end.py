@@ -4,66 +4,21 @@ from __future__ import annotations
 
 import itertools
 import json
-import random
 
 import pytest
 import torch
+from conftest import toy_recipe
 
 from mtl_nlp import MultiTaskModel, recipe_from_dict, train
 from mtl_nlp.cli import main
 from mtl_nlp.training.history import read_history
 
-POSITIVE = ["wonderful", "friendly", "spotless", "funny", "moving"]
-NEGATIVE = ["slow", "cold", "dull", "predictable", "wooden"]
-
-
-def write_toy_sentiment(path, rows, seed):
-    """Texts whose label is decided by which word list they draw from: learnable in a few dozen steps."""
-    rng = random.Random(seed)
-    lines = ["text\tlabel"]
-    for _ in range(rows):
-        label = rng.choice(["positive", "negative"])
-        words = rng.sample(POSITIVE if label == "positive" else NEGATIVE, 2)
-        lines.append(f"the film was {words[0]} and {words[1]}\t{label}")
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return str(path)
-
 
 @pytest.fixture(scope="module")
 def trained_run(tiny_model_dir, tmp_path_factory):
     directory = tmp_path_factory.mktemp("run")
-    recipe = recipe_from_dict(
-        {
-            "model": {"name_or_path": str(tiny_model_dir)},
-            "output_dir": str(directory / "out"),
-            "training": {
-                "max_steps": 300,
-                "learning_rate": 2e-3,
-                "warmup_ratio": 0.05,
-                "log_every_steps": 30,
-            },
-            "tasks": {
-                "ner": {
-                    "type": "token_classification",
-                    "data": {
-                        "train": "pkg:mtl_nlp/sample_data/ner_train.conll",
-                        "validation": "pkg:mtl_nlp/sample_data/ner_dev.conll",
-                        "max_train_examples": 160,
-                        "max_eval_examples": 40,
-                    },
-                    "batch_size": 16,
-                },
-                "sentiment": {
-                    "type": "sequence_classification",
-                    "data": {
-                        "train": write_toy_sentiment(directory / "train.tsv", 160, seed=1),
-                        "validation": write_toy_sentiment(directory / "dev.tsv", 40, seed=2),
-                    },
-                    "batch_size": 16,
-                },
-            },
-        }
-    )
+    training = {"max_steps": 300, "learning_rate": 2e-3, "warmup_ratio": 0.05, "log_every_steps": 30}
+    recipe = recipe_from_dict(toy_recipe(directory, tiny_model_dir, training=training))
     return recipe, train(recipe)
 
 

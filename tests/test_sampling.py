@@ -6,7 +6,6 @@ from collections import Counter
 from itertools import islice
 
 import numpy as np
-
 import pytest
 
 from mtl_nlp.config import SamplingConfig

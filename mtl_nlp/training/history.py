@@ -10,7 +10,7 @@ from typing import Any
 class TrainingHistory:
     """Appends records to ``<output_dir>/metrics.jsonl`` (main process only) and keeps them in memory.
 
-    A new run starts the file afresh; a resumed run keeps the records its checkpoint had seen
+    A new run starts the file afresh and a resumed run keeps the records its checkpoint had seen
     (:meth:`restart`), so the file of a killed and resumed run equals that of an uninterrupted one.
     """
 
@@ -18,7 +18,6 @@ class TrainingHistory:
         self.path = Path(path)
         self.enabled = enabled
         self.records: list[dict[str, Any]] = []
-        self.restart(keep=0)
 
     def append(self, record: dict[str, Any]) -> None:
         """Record one entry and flush it to disk at once, so a killed run keeps its history."""

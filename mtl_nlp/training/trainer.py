@@ -172,7 +172,9 @@ class MultiTaskTrainer:
         """Train for the configured steps (continuing from checkpoint ``resume_from``), evaluating and
         checkpointing on schedule; return the final validation evaluations."""
         accelerator, training = self.accelerator, self.training
-        if resume_from is not None:
+        if resume_from is None:
+            self.history.restart(keep=0)
+        else:
             self.load_checkpoint(resume_from)
         self.sampler.load_state_dict({"position": self.batches_consumed, "seed": self.sampler.seed})
         logger.info(
