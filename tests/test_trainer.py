@@ -1,0 +1,83 @@
+"""The training loop: non-finite losses are skipped and counted, gradient combination in all-tasks mode."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from conftest import toy_recipe
+
+from mtl_nlp import MultiTaskModel, recipe_from_dict, train
+from mtl_nlp.errors import TrainingError
+from mtl_nlp.training.gradients import build_aggregator, combined_backward
+from mtl_nlp.training.history import read_history
+
+
+def small_recipe(directory, model_dir, **sections):
+    training = {"max_steps": 12, "log_every_steps": 1, "save_every_steps": 0, "learning_rate": 1e-3}
+    sections["training"] = {**training, **sections.get("training", {})}
+    return recipe_from_dict(toy_recipe(directory, model_dir, train_rows=32, eval_rows=8, **sections))
+
+
+def poison(monkeypatch, should_poison):
+    """Make the loss NaN whenever ``should_poison(task, call_number)`` says so."""
+    forward = MultiTaskModel.forward
+    calls = []
+
+    def poisoned(self, task, **inputs):
+        output = forward(self, task, **inputs)
+        calls.append(task)
+        if self.training and should_poison(task, len(calls)):
+            output.loss = output.loss * float("nan")
+        return output
+
+    monkeypatch.setattr(MultiTaskModel, "forward", poisoned)
+
+
+def test_a_non_finite_loss_skips_the_update_and_is_counted(tmp_path, tiny_model_dir, monkeypatch):
+    poison(monkeypatch, lambda task, call: call in (3, 4))
+    recipe = small_recipe(tmp_path, tiny_model_dir, sampling={"strategy": "round_robin"})
+    result = train(recipe)
+    records = [r for r in read_history(f"{recipe.output_dir}/metrics.jsonl") if "loss" in r]
+    # Two batches were poisoned, so two updates were skipped and 12 steps took 14 batches.
+    assert [r["step"] for r in records] == list(range(1, 13))
+    assert records[-1]["skipped_steps"] == 2
+    assert records[-1]["epoch"] == pytest.approx(14 / 4)
+    weights = MultiTaskModel.from_pretrained(result.model_dir).state_dict()
+    assert all(torch.isfinite(tensor).all() for tensor in weights.values())
+
+
+def test_repeated_non_finite_losses_stop_the_run_naming_task_and_step(tmp_path, tiny_model_dir, monkeypatch):
+    poison(monkeypatch, lambda task, call: call > 1)
+    recipe = small_recipe(
+        tmp_path, tiny_model_dir, training={"max_nonfinite_steps": 3}, sampling={"strategy": "round_robin"}
+    )
+    # Round robin: ner trains step 1, then sentiment, ner, sentiment all fail at step 2.
+    with pytest.raises(TrainingError, match=r"3 consecutive steps .* at step 2 \(task sentiment\)"):
+        train(recipe)
+
+
+def test_combined_backward_applies_the_aggregator_to_the_tasks_jacobian():
+    parameter = torch.zeros(3, requires_grad=True)
+    g1, g2 = torch.tensor([-4.0, 1.0, 1.0]), torch.tensor([6.0, 1.0, 1.0])
+    combined_backward([g1 @ parameter, g2 @ parameter], [parameter], build_aggregator("pcgrad"))
+    # PCGrad by hand: each gradient loses its component along the other (they conflict: g1·g2 = −22).
+    expected = (g1 + 22 / 38 * g2) + (g2 + 22 / 18 * g1)
+    torch.testing.assert_close(parameter.grad, expected)
+
+
+def test_all_tasks_mode_with_gradient_combination_trains_every_task_each_step(tmp_path, tiny_model_dir):
+    recipe = small_recipe(
+        tmp_path, tiny_model_dir, sampling={"mode": "all_tasks"}, weighting={"gradient_method": "imtl_g"}
+    )
+    train(recipe)
+    records = [r for r in read_history(f"{recipe.output_dir}/metrics.jsonl") if "loss" in r]
+    assert len(records) == 12
+    assert all(set(r["loss"]) == {"ner", "sentiment"} for r in records)
+    assert records[-1]["loss"]["sentiment"] < records[0]["loss"]["sentiment"]
+
+
+def test_uncertainty_weights_are_learned_and_logged(tmp_path, tiny_model_dir):
+    recipe = small_recipe(tmp_path, tiny_model_dir, weighting={"method": "uncertainty"})
+    train(recipe)
+    records = [r for r in read_history(f"{recipe.output_dir}/metrics.jsonl") if "loss" in r]
+    assert records[0]["loss_weights"] != records[-1]["loss_weights"]
