@@ -66,6 +66,18 @@ class MultiTaskModel(PreTrainedModel):
         """The tasks this model has a head for."""
         return list(self.heads)
 
+    def task_model(self, task: str) -> PreTrainedModel:
+        """Task ``task`` as its stock ``AutoModelFor…`` model, sharing this model's encoder and head modules.
+
+        Nothing is copied: it is a view for stock tools (``transformers.pipeline``) on the live weights.
+        """
+        head = self.heads[task]
+        with torch.device("meta"):
+            view = type(head)(head.config)
+        for name, module in head.named_children():
+            setattr(view, name, self.encoder if name == head.base_model_prefix else module)
+        return view.eval() if not self.training else view
+
     def forward(self, task: str, **inputs: torch.Tensor) -> ModelOutput:
         """Run the encoder and the head of ``task``; ``inputs`` hold the encoder inputs and the head's targets."""
         encoder_inputs = {name: inputs.pop(name) for name in ENCODER_INPUTS if inputs.get(name) is not None}
