@@ -1,4 +1,4 @@
-"""The ``mtl-nlp`` command line: ``train`` a recipe, ``evaluate`` a saved model (``mtl-nlp --help``)."""
+"""The ``mtl-nlp`` command line: ``train`` a recipe, ``evaluate`` or ``predict`` with a saved model (``--help``)."""
 
 from __future__ import annotations
 
@@ -23,6 +23,22 @@ def _evaluate(args: argparse.Namespace) -> int:
     evaluation = evaluate_file(args.model_dir, args.task, args.file, args.output_dir, args.batch_size)
     print(evaluation.report)
     print(f"Reports: {args.output_dir}")
+    return 0
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from .prediction import predict_file
+
+    count = predict_file(
+        args.model_dir,
+        args.input,
+        args.output,
+        declared_format=args.format,
+        conll_columns=args.conll_columns,
+        batch_size=args.batch_size,
+        stride=args.stride,
+    )
+    print(f"Predicted {count} inputs: {args.output}")
     return 0
 
 
@@ -62,6 +78,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument("--batch-size", type=int, default=64, help="Evaluation batch size (default: %(default)s).")
     evaluate.set_defaults(run=_evaluate)
+
+    predict = commands.add_parser(
+        "predict", help="Run every head of a saved model on unlabelled input (one encoder pass per batch)."
+    )
+    predict.add_argument("model_dir", help="Directory of a saved multi-task model.")
+    predict.add_argument(
+        "input", help="One text per line (.txt), JSON Lines with 'text' [+ 'question'], or CoNLL tokens."
+    )
+    predict.add_argument(
+        "--output", required=True, help="Where to write: .jsonl (every head), or .conll for CoNLL input (tag columns)."
+    )
+    predict.add_argument("--format", default="auto", choices=["auto", "text", "jsonl", "conll"], help="Input format.")
+    predict.add_argument(
+        "--conll-columns", nargs="+", default=["tokens"], help="Column names of CoNLL input; the first is the token."
+    )
+    predict.add_argument("--batch-size", type=int, default=32, help="Texts per encoder pass (default: %(default)s).")
+    predict.add_argument(
+        "--stride", type=int, default=None, help="Read texts longer than the model's limit in windows overlapping by N."
+    )
+    predict.set_defaults(run=_predict)
     return parser
 
 

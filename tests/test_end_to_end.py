@@ -84,3 +84,28 @@ def test_best_model_is_kept(trained_run):
     assert (result.model_dir.parent / "best" / "model.safetensors").exists()
     records = read_history(f"{recipe.output_dir}/metrics.jsonl")
     assert [r["best_step"] for r in records if "aggregate" in r] == [300]
+
+
+def test_predict_command_writes_every_heads_results(trained_run, tmp_path):
+    _, result = trained_run
+    texts = tmp_path / "texts.txt"
+    texts.write_text("the film was wonderful and funny\n\nthe film was slow and dull\n", encoding="utf-8")
+    assert main(["predict", str(result.model_dir), str(texts), "--output", str(tmp_path / "out.jsonl")]) == 0
+    rows = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert [row["sentiment"]["label"] for row in rows] == ["positive", "negative"]
+    assert all(isinstance(row["ner"], list) for row in rows)
+
+    conll = tmp_path / "tokens.conll"
+    conll.write_text("EU\nrejects\nGerman\ncall\n\nPeter\nBlackburn\n", encoding="utf-8")
+    assert main(["predict", str(result.model_dir), str(conll), "--output", str(tmp_path / "out.conll")]) == 0
+    lines = (tmp_path / "out.conll").read_text().split("\n")
+    assert [line.split()[0] for line in lines if line] == ["EU", "rejects", "German", "call", "Peter", "Blackburn"]
+    assert all(line.split()[1] == "O" or line.split()[1][:2] in ("B-", "I-") for line in lines if line)
+
+
+def test_predict_rejects_malformed_jsonl_naming_the_line(trained_run, tmp_path, capsys):
+    _, result = trained_run
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"text": "fine"}\n{"txt": "typo"}\n', encoding="utf-8")
+    assert main(["predict", str(result.model_dir), str(bad), "--output", str(tmp_path / "out.jsonl")]) == 2
+    assert f"{bad}:2" in capsys.readouterr().err
