@@ -166,6 +166,10 @@ class DataConfig:
     test: str | None = option("Test file, scored after training.", default=None)
     hub_dataset: str | None = option("A dataset name for datasets.load_dataset, instead of local files.", default=None)
     hub_config: str | None = option("The Hub dataset's configuration name.", default=None)
+    hub_splits: list[Literal["train", "validation", "test"]] = option(
+        "Which of the Hub dataset's splits to use (drop 'test' where its labels are hidden, as in GLUE).",
+        default_factory=lambda: list(DATA_SPLITS),
+    )
     format: Literal["auto", "conll", "csv", "tsv", "json"] = option(
         "File format; 'auto' decides by extension (.conll/.txt → conll, .tsv, .csv, .json/.jsonl).",
         default="auto",

@@ -8,7 +8,7 @@ from itertools import islice
 
 from datasets import Dataset, DatasetDict, load_dataset
 
-from ..config import DATA_SPLITS, DataConfig
+from ..config import DataConfig
 from ..errors import DataError
 from .conll import read_conll
 
@@ -79,7 +79,7 @@ def load_splits(data: DataConfig) -> DatasetDict:
     """Load every configured split, cut to the configured sizes; a split with no examples is an error."""
     if data.hub_dataset:
         loaded = load_dataset(data.hub_dataset, data.hub_config)
-        splits = {split: loaded[split] for split in DATA_SPLITS if split in loaded}
+        splits = {split: loaded[split] for split in data.hub_splits if split in loaded}
         sources = {split: f"{data.hub_dataset}[{split}]" for split in splits}
     else:
         files = data.files()
