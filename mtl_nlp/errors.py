@@ -15,3 +15,11 @@ class DataError(MtlNlpError, ValueError):
 
 class ModelLoadError(MtlNlpError, OSError):
     """A backbone or saved model cannot be found or loaded."""
+
+
+class ExportError(MtlNlpError, ValueError):
+    """A task cannot be exported as a stock transformers model, or an export or upload folder cannot be written."""
+
+
+class HubError(MtlNlpError, OSError):
+    """The Hugging Face Hub refused or could not be reached for an upload."""

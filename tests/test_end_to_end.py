@@ -8,9 +8,13 @@ import random
 
 import pytest
 import torch
+import yaml
+from huggingface_hub import ModelCard
 
 from mtl_nlp import MultiTaskModel, recipe_from_dict, train
 from mtl_nlp.cli import main
+from mtl_nlp.evaluation.reports import read_eval_results
+from mtl_nlp.hub import prepare_upload
 from mtl_nlp.training.history import read_history
 
 POSITIVE = ["wonderful", "friendly", "spotless", "funny", "moving"]
@@ -129,3 +133,18 @@ def test_best_model_is_kept(trained_run):
     assert (result.model_dir.parent / "best" / "model.safetensors").exists()
     records = read_history(f"{recipe.output_dir}/metrics.jsonl")
     assert [r["best_step"] for r in records if "aggregate" in r] == [300]
+
+
+def test_model_dir_keeps_the_recipe_and_final_scores_for_publishing(trained_run, tmp_path):
+    recipe, result = trained_run
+    assert (result.model_dir / "recipe.yaml").read_text() == (result.model_dir.parent / "recipe.yaml").read_text()
+    saved = read_eval_results(result.model_dir)
+    assert [(e["task"], e["split"], e["headline_value"]) for e in saved] == [
+        (e.task, e.split, e.headline_value) for e in result.evaluations
+    ]
+    prepare_upload(result.model_dir, tmp_path / "upload", "me/quick-mtl")
+    card = ModelCard.load(tmp_path / "upload" / "README.md", ignore_metadata_errors=False)
+    assert {(r.metric_name, r.metric_value) for r in card.data.eval_results} >= {
+        (f"{e.task} {e.headline}", e.headline_value) for e in result.evaluations
+    }
+    assert yaml.safe_load(card.text.split("```yaml\n")[1].split("```")[0]) == recipe.to_dict()
