@@ -1,4 +1,5 @@
-"""The ``mtl-nlp`` command line: ``train`` a recipe, ``evaluate`` or ``predict`` with a saved model (``--help``)."""
+"""The ``mtl-nlp`` command line: ``train`` a recipe, ``evaluate`` or ``predict`` with a saved model, ``export`` a
+task as a stock transformers model, ``push`` a model to the Hugging Face Hub (``mtl-nlp --help``)."""
 
 from __future__ import annotations
 
@@ -39,6 +40,32 @@ def _predict(args: argparse.Namespace) -> int:
         stride=args.stride,
     )
     print(f"Predicted {count} inputs: {args.output}")
+
+
+def _export(args: argparse.Namespace) -> int:
+    from .export import export_saved_task
+
+    out_dir = export_saved_task(args.model_dir, args.task, args.out_dir)
+    print(f"Task {args.task} exported to {out_dir}: load it with transformers' AutoModelFor… and AutoTokenizer.")
+    return 0
+
+
+def _push(args: argparse.Namespace) -> int:
+    from .hub import prepare_upload, push_to_hub
+
+    if args.dry_run:
+        files = prepare_upload(args.model_dir, args.dry_run, args.repo_id, export_tasks=args.export_tasks)
+        print(f"Dry run: nothing was sent. {args.dry_run} holds what would be uploaded to {args.repo_id}:")
+        print("\n".join(f"  {name}" for name in files))
+        return 0
+    commit = push_to_hub(
+        args.model_dir,
+        args.repo_id,
+        private=args.private or None,
+        revision=args.revision,
+        export_tasks=args.export_tasks,
+    )
+    print(f"Uploaded to {args.repo_id}: {commit.commit_url}")
     return 0
 
 
@@ -98,6 +125,39 @@ def build_parser() -> argparse.ArgumentParser:
         "--stride", type=int, default=None, help="Read texts longer than the model's limit in windows overlapping by N."
     )
     predict.set_defaults(run=_predict)
+
+    export = commands.add_parser(
+        "export",
+        help="Write one task of a saved model as a stock transformers model (AutoModelFor… + tokenizer).",
+        description="Write one task as a directory that loads with transformers' AutoModelFor… and AutoTokenizer "
+        "and runs in transformers.pipeline, without mtl-nlp. The export is checked to give the same outputs as "
+        "the multi-task model before it is written.",
+    )
+    export.add_argument("model_dir", help="Directory of a saved multi-task model (e.g. runs/quickstart/model).")
+    export.add_argument("--task", required=True, help="Name of the task to export.")
+    export.add_argument("out_dir", help="Directory to write (must be new or empty).")
+    export.set_defaults(run=_export)
+
+    push = commands.add_parser(
+        "push",
+        help="Upload a saved model with a model card to the Hugging Face Hub in one commit.",
+        description="Upload the multi-task model, a model card (metadata, each task's labels and scores, the "
+        "recipe, usage) and optionally every task as a stock transformers model under tasks/<task>/, in one "
+        "commit. The token comes from HF_TOKEN or `hf auth login`.",
+    )
+    push.add_argument("model_dir", help="Directory of a saved multi-task model (e.g. runs/quickstart/model).")
+    push.add_argument("repo_id", help="Hub repository, e.g. my-name/my-model (created if missing).")
+    push.add_argument("--private", action="store_true", help="Create the repository as private (if it is new).")
+    push.add_argument("--revision", help="Branch to commit to (created from main if missing; default: main).")
+    push.add_argument(
+        "--export-tasks", action="store_true", help="Also upload each task as a stock transformers model."
+    )
+    push.add_argument(
+        "--dry-run",
+        metavar="DIR",
+        help="Write the folder that would be uploaded to DIR (new or empty) and list its files; send nothing.",
+    )
+    push.set_defaults(run=_push)
     return parser
 
 

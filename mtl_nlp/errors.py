@@ -19,3 +19,11 @@ class ModelLoadError(MtlNlpError, OSError):
 
 class TrainingError(MtlNlpError, RuntimeError):
     """Training cannot go on: repeated non-finite losses, or a checkpoint that cannot be resumed."""
+
+
+class ExportError(MtlNlpError, ValueError):
+    """A task cannot be exported as a stock transformers model, or an export or upload folder cannot be written."""
+
+
+class HubError(MtlNlpError, OSError):
+    """The Hugging Face Hub refused or could not be reached for an upload."""

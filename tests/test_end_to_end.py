@@ -7,10 +7,14 @@ import json
 
 import pytest
 import torch
+import yaml
 from conftest import toy_recipe
+from huggingface_hub import ModelCard
 
 from mtl_nlp import MultiTaskModel, recipe_from_dict, train
 from mtl_nlp.cli import main
+from mtl_nlp.evaluation.reports import read_eval_results
+from mtl_nlp.hub import prepare_upload
 from mtl_nlp.training.history import read_history
 
 
@@ -109,3 +113,18 @@ def test_predict_rejects_malformed_jsonl_naming_the_line(trained_run, tmp_path, 
     bad.write_text('{"text": "fine"}\n{"txt": "typo"}\n', encoding="utf-8")
     assert main(["predict", str(result.model_dir), str(bad), "--output", str(tmp_path / "out.jsonl")]) == 2
     assert f"{bad}:2" in capsys.readouterr().err
+
+
+def test_model_dir_keeps_the_recipe_and_final_scores_for_publishing(trained_run, tmp_path):
+    recipe, result = trained_run
+    assert (result.model_dir / "recipe.yaml").read_text() == (result.model_dir.parent / "recipe.yaml").read_text()
+    saved = read_eval_results(result.model_dir)
+    assert [(e["task"], e["split"], e["headline_value"]) for e in saved] == [
+        (e.task, e.split, e.headline_value) for e in result.evaluations
+    ]
+    prepare_upload(result.model_dir, tmp_path / "upload", "me/quick-mtl")
+    card = ModelCard.load(tmp_path / "upload" / "README.md", ignore_metadata_errors=False)
+    assert {(r.metric_name, r.metric_value) for r in card.data.eval_results} >= {
+        (f"{e.task} {e.headline}", e.headline_value) for e in result.evaluations
+    }
+    assert yaml.safe_load(card.text.split("```yaml\n")[1].split("```")[0]) == recipe.to_dict()

@@ -1,4 +1,5 @@
-"""Report files: per task a text report, a JSON file with stable keys and a predictions file; a summary."""
+"""Report files: per task a text report, a JSON file with stable keys and a predictions file; a summary; the
+final evaluations saved next to the model."""
 
 from __future__ import annotations
 
@@ -6,6 +7,19 @@ import json
 from pathlib import Path
 
 from ..tasks import TaskEvaluation
+
+EVAL_RESULTS_FILE = "eval_results.json"
+
+
+def report_payload(evaluation: TaskEvaluation) -> dict:
+    """One evaluation as plain data: task, split, headline metric and its value, and every metric."""
+    return {
+        "task": evaluation.task,
+        "split": evaluation.split,
+        "headline": evaluation.headline,
+        "headline_value": evaluation.headline_value,
+        "metrics": evaluation.metrics,
+    }
 
 
 def write_task_report(directory: str | Path, evaluation: TaskEvaluation) -> list[Path]:
@@ -16,14 +30,7 @@ def write_task_report(directory: str | Path, evaluation: TaskEvaluation) -> list
     text = directory / f"{stem}.report.txt"
     text.write_text(evaluation.report, encoding="utf-8")
     data = directory / f"{stem}.report.json"
-    payload = {
-        "task": evaluation.task,
-        "split": evaluation.split,
-        "headline": evaluation.headline,
-        "headline_value": evaluation.headline_value,
-        "metrics": evaluation.metrics,
-    }
-    data.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    data.write_text(json.dumps(report_payload(evaluation), indent=2, sort_keys=True) + "\n", encoding="utf-8")
     predictions = directory / f"{stem}.predictions{evaluation.predictions_suffix}"
     predictions.write_text(evaluation.predictions, encoding="utf-8")
     return [text, data, predictions]
@@ -56,3 +63,19 @@ def write_summary(directory: str | Path, evaluations: list[TaskEvaluation]) -> l
     table = directory / "summary.md"
     table.write_text(summary_table(evaluations), encoding="utf-8")
     return [data, table]
+
+
+def write_eval_results(directory: str | Path, evaluations: list[TaskEvaluation]) -> Path:
+    """Write ``eval_results.json``: the run's final evaluations, kept with the model so a model card can cite them."""
+    path = Path(directory) / EVAL_RESULTS_FILE
+    payloads = [report_payload(evaluation) for evaluation in evaluations]
+    path.write_text(json.dumps(payloads, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    return path
+
+
+def read_eval_results(directory: str | Path) -> list[dict] | None:
+    """The evaluations saved by :func:`write_eval_results` in ``directory``, or None when there are none."""
+    path = Path(directory) / EVAL_RESULTS_FILE
+    if not path.exists():
+        return None
+    return json.loads(path.read_text(encoding="utf-8"))

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
-from transformers import AutoModel, PreTrainedModel
+from transformers import AutoModel, PreTrainedModel, PreTrainedTokenizerBase
 from transformers.utils import ModelOutput
 
 from ..errors import ModelLoadError
@@ -77,6 +78,12 @@ class MultiTaskModel(PreTrainedModel):
         for name, module in head.named_children():
             setattr(view, name, self.encoder if name == head.base_model_prefix else module)
         return view.eval() if not self.training else view
+
+    def export_task(self, task: str, out_dir: str | Path, tokenizer: PreTrainedTokenizerBase) -> Path:
+        """Write ``task`` as a stock ``AutoModelFor…`` checkpoint with ``tokenizer`` (see :mod:`mtl_nlp.export`)."""
+        from ..export import export_task
+
+        return export_task(self, task, out_dir, tokenizer)
 
     def forward(self, task: str, **inputs: torch.Tensor) -> ModelOutput:
         """Run the encoder and the head of ``task``; ``inputs`` hold the encoder inputs and the head's targets."""

@@ -12,7 +12,7 @@ from accelerate.utils import set_seed
 from ..config import RecipeConfig
 from ..errors import TrainingError
 from ..evaluation.plots import plot_training_curves
-from ..evaluation.reports import summary_table, write_summary, write_task_report
+from ..evaluation.reports import summary_table, write_eval_results, write_summary, write_task_report
 from ..modeling import MultiTaskModel
 from ..tasks import Task, TaskEvaluation, build_task
 from ..tokenization import load_tokenizer
@@ -20,6 +20,8 @@ from .checkpoint import CheckpointDirectory
 from .trainer import MultiTaskTrainer, build_accelerator
 
 logger = logging.getLogger(__name__)
+
+RECIPE_FILE = "recipe.yaml"
 
 
 @dataclass
@@ -82,7 +84,11 @@ def train(recipe: RecipeConfig, resume: str | Path | bool = False) -> TrainingRe
     model_dir, report_dir = output_dir / "model", output_dir / "reports"
     trainer.save_model(model_dir)
     if accelerator.is_main_process:
-        (output_dir / "recipe.yaml").write_text(yaml.safe_dump(recipe.to_dict(), sort_keys=False), encoding="utf-8")
+        recipe_text = yaml.safe_dump(recipe.to_dict(), sort_keys=False)
+        # The model directory keeps its recipe and final scores too, so that it can be published on its own.
+        for directory in (output_dir, model_dir):
+            (directory / RECIPE_FILE).write_text(recipe_text, encoding="utf-8")
+        write_eval_results(model_dir, evaluations)
         for evaluation in evaluations:
             write_task_report(report_dir, evaluation)
             tasks[evaluation.task].plot(evaluation, report_dir)
