@@ -72,8 +72,8 @@ def test_word_dropped_by_the_tokenizer_is_predicted_o_and_counted(tiny_tokenizer
     gold_ids = np.array(row["labels"])
     predictions = [np.array(r["labels"]).clip(min=0) for r in task.encoded["validation"]]
     predictions[1] = gold_ids.clip(min=0)
-    predicted, unscored = task.word_predictions("validation", predictions)
-    assert unscored == 1
+    predicted = task.word_predictions("validation", predictions)
+    assert task.truncation_counts("validation") == {"words_without_subtokens": 1}
     assert predicted[1] == ["O", "B-LOC", "I-LOC", "I-LOC"]
     assert predicted[0] == ["B-PER", "I-PER", "O", "B-LOC"]
 
@@ -109,7 +109,7 @@ def test_labels_are_read_from_training_data_with_o_first(tiny_tokenizer, ner_fil
 @pytest.mark.parametrize("bad_tag", ["B_PER", "X-LOC", "PER"])
 def test_tag_outside_the_scheme_names_file_and_line(tiny_tokenizer, tmp_path, bad_tag):
     path = write_conll(tmp_path / "bad.conll", [sentence(("Angela", "B-PER")), sentence(("Paris", bad_tag))])
-    with pytest.raises(DataError, match=rf"bad.conll:5: tag '{bad_tag}' is not in the IOB scheme"):
+    with pytest.raises(DataError, match=rf"bad.conll:5: tag '{bad_tag}' is not a tag of the IOB2 scheme"):
         make_task(tiny_tokenizer, path)
 
 
@@ -152,3 +152,20 @@ def test_strict_mode_is_selectable_and_named_in_the_report(tiny_tokenizer, tmp_p
     assert evaluation.metrics["mode"] == "strict"
     assert evaluation.metrics["recall"] == 0.5
     assert "mode strict" in evaluation.report.splitlines()[0]
+
+
+@pytest.mark.parametrize(
+    ("scheme", "tags"),
+    [("iobes", ["S-PER", "B-LOC", "E-LOC"]), ("bilou", ["U-PER", "B-LOC", "L-LOC"]), ("iob1", ["I-PER", "B-PER", "O"])],
+)
+def test_each_scheme_accepts_its_own_prefixes(tiny_tokenizer, tmp_path, scheme, tags):
+    path = write_conll(tmp_path / "t.conll", [sentence(*zip(["Angela", "Rio", "Janeiro"], tags))])
+    assert set(make_task(tiny_tokenizer, path, tag_scheme=scheme).labels) <= {"O", *tags}
+
+
+def test_iobes_rejects_bilou_prefixes(tiny_tokenizer, tmp_path):
+    path = write_conll(tmp_path / "t.conll", [sentence(("Angela", "U-PER"))])
+    with pytest.raises(
+        DataError, match=r"t.conll:3: tag 'U-PER' is not a tag of the IOBES scheme \(O, B-TYPE, I-TYPE, "
+    ):
+        make_task(tiny_tokenizer, path, tag_scheme="iobes")

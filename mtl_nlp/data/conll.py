@@ -9,6 +9,7 @@ from pathlib import Path
 from datasets import Dataset, Features, Sequence, Value
 
 from ..errors import DataError
+from .utf8 import utf8_lines
 
 
 def iter_conll_sentences(path: str | Path, columns: list[str]) -> Iterator[dict]:
@@ -19,30 +20,23 @@ def iter_conll_sentences(path: str | Path, columns: list[str]) -> Iterator[dict]
     """
     sentence: dict[str, list[str]] = {name: [] for name in columns}
     first_line = 0
-    with open(path, "rb") as handle:
-        for line_number, raw in enumerate(handle, start=1):
-            try:
-                line = raw.decode("utf-8").strip()
-            except UnicodeDecodeError as error:
-                raise DataError(
-                    f"{path}:{line_number}: bytes that are not UTF-8 ({error.reason} at byte {error.start}). "
-                    "Re-encode the file as UTF-8 (e.g. `iconv -f latin1 -t utf-8`)."
-                ) from None
-            if not line or line.startswith("-DOCSTART-"):
-                if sentence[columns[0]]:
-                    yield {**sentence, "line": first_line}
-                    sentence = {name: [] for name in columns}
-                continue
-            fields = line.split()
-            if len(fields) != len(columns):
-                raise DataError(
-                    f"{path}:{line_number}: expected {len(columns)} columns ({' '.join(columns)}), found "
-                    f"{len(fields)}: {line!r}. Fix the line, or set data.conll_columns to the file's columns."
-                )
-            if not sentence[columns[0]]:
-                first_line = line_number
-            for name, value in zip(columns, fields):
-                sentence[name].append(value)
+    for line_number, line in utf8_lines(path):
+        line = line.strip()
+        if not line or line.startswith("-DOCSTART-"):
+            if sentence[columns[0]]:
+                yield {**sentence, "line": first_line}
+                sentence = {name: [] for name in columns}
+            continue
+        fields = line.split()
+        if len(fields) != len(columns):
+            raise DataError(
+                f"{path}:{line_number}: expected {len(columns)} columns ({' '.join(columns)}), found "
+                f"{len(fields)}: {line!r}. Fix the line, or set data.conll_columns to the file's columns."
+            )
+        if not sentence[columns[0]]:
+            first_line = line_number
+        for name, value in zip(columns, fields):
+            sentence[name].append(value)
     if sentence[columns[0]]:
         yield {**sentence, "line": first_line}
 

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import csv
+import logging
 import os
-from itertools import islice
 
 from datasets import Dataset, DatasetDict, load_dataset
 
 from ..config import DataConfig
 from ..errors import DataError
 from .conll import read_conll
+from .utf8 import utf8_lines
+
+logger = logging.getLogger(__name__)
 
 _FORMAT_BY_EXTENSION = {
     ".conll": "conll",
@@ -37,11 +40,9 @@ def file_format(path: str, declared: str) -> str:
     return _FORMAT_BY_EXTENSION[extension]
 
 
-def _has_rows(path: str, header_lines: int) -> bool:
-    """Whether the file has a non-blank line after its header lines (reads no further than that)."""
-    with open(path, "rb") as handle:
-        rows = (line for line in handle if line.strip())
-        return next(islice(rows, header_lines, None), None) is not None
+def _count_rows(path: str) -> int:
+    """The number of non-blank lines of ``path``; reading them checks that every line is UTF-8."""
+    return sum(1 for _, line in utf8_lines(path) if line.strip())
 
 
 def read_file(path: str, data: DataConfig) -> Dataset:
@@ -52,27 +53,24 @@ def read_file(path: str, data: DataConfig) -> Dataset:
     if kind == "conll":
         return read_conll(path, data.conll_columns)
     header_lines = 0 if kind == "json" else 1
-    if not _has_rows(path, header_lines):
+    if _count_rows(path) <= header_lines:
         raise DataError(
             f"{path}: the file has no examples. Give a file with {'a header row and ' * header_lines}examples."
         )
     try:
         if kind == "json":
             return load_dataset("json", data_files=path, split="train")
-        # GLUE-style TSV files hold bare quote characters inside sentences: never treat them as quoting.
-        options = {"delimiter": "\t", "quoting": csv.QUOTE_NONE} if kind == "tsv" else {}
+        # Only empty cells are missing: texts and labels such as "NA" or "null" stay as written.
+        options = {"keep_default_na": False, "na_values": [""]}
+        if kind == "tsv":
+            # GLUE-style TSV files hold bare quote characters inside sentences: never treat them as quoting.
+            options |= {"delimiter": "\t", "quoting": csv.QUOTE_NONE}
         return load_dataset("csv", data_files=path, split="train", **options)
-    except UnicodeDecodeError as error:
-        raise DataError(
-            f"{path}: bytes that are not UTF-8 at byte {error.start}. Re-encode the file as UTF-8."
-        ) from None
     except Exception as error:
-        cause = error.__cause__ or error
-        if isinstance(cause, UnicodeDecodeError):
-            raise DataError(
-                f"{path}: bytes that are not UTF-8 at byte {cause.start}. Re-encode the file as UTF-8."
-            ) from None
-        raise DataError(f"{path}: could not be read as {kind}: {cause}") from error
+        reason = " ".join(str(error.__cause__ or error).split())
+        raise DataError(
+            f"{path}: could not be read as {kind} ({reason}). Fix the file, or set data.format if it is not {kind}."
+        ) from error
 
 
 def load_splits(data: DataConfig) -> DatasetDict:
@@ -86,9 +84,11 @@ def load_splits(data: DataConfig) -> DatasetDict:
         splits = {split: read_file(path, data) for split, path in files.items()}
         sources = files
     for split, dataset in splits.items():
-        limit = data.max_train_examples if split == "train" else data.max_eval_examples
-        if limit is not None:
-            splits[split] = dataset.select(range(min(limit, len(dataset))))
+        setting = "max_train_examples" if split == "train" else "max_eval_examples"
+        limit = getattr(data, setting)
+        if limit is not None and limit < len(dataset):
+            logger.info("%s: using the first %d of %d examples (data.%s)", sources[split], limit, len(dataset), setting)
+            splits[split] = dataset.select(range(limit))
         if len(splits[split]) == 0:
             raise DataError(f"{sources[split]}: the {split} split has no examples. Give a file with examples.")
     return DatasetDict(splits)

@@ -9,6 +9,7 @@ from accelerate import Accelerator
 from ..config import TaskConfig, build_dataclass
 from ..errors import RecipeError
 from ..modeling import MultiTaskModel
+from ..paths import load_pretrained
 from ..tasks import Task, TaskEvaluation, build_task
 from ..tokenization import load_tokenizer
 from .evaluator import evaluate_task
@@ -34,7 +35,7 @@ def evaluate_file(
     model_dir: str | Path, task_name: str, file: str, output_dir: str | Path, batch_size: int = 64
 ) -> TaskEvaluation:
     """Score task ``task_name`` of the model in ``model_dir`` on ``file``; write its reports to ``output_dir``."""
-    model = MultiTaskModel.from_pretrained(model_dir)
+    model = load_pretrained(MultiTaskModel.from_pretrained, str(model_dir), "saved model")
     task = saved_task(model, model_dir, task_name, file)
     task.prepare()
     accelerator = Accelerator()

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-SCHEMES = ("iob2", "iob1", "iobes", "bilou")
+PREFIXES = {"iob2": "BI", "iob1": "BI", "iobes": "BIES", "bilou": "BILU"}
+"""The prefixes each scheme's entity tags may carry (besides the tag ``O``)."""
+SCHEMES = tuple(PREFIXES)
 
 
 def _entity_type(tag: str) -> str | None:

@@ -26,6 +26,9 @@ class MultiTaskConfig(PretrainedConfig):
 
     def encoder_config(self) -> PretrainedConfig:
         """The backbone's ``PretrainedConfig``, rebuilt from the stored dict."""
+        if "model_type" not in self.encoder:
+            # What a plain backbone's config.json gives when it is read as a multi-task config.
+            raise ValueError("its config.json has no 'encoder' entry, so it is not a multi-task model saved by mtl-nlp")
         return AutoConfig.for_model(**self.encoder)
 
 

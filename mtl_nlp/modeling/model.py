@@ -10,8 +10,7 @@ from torch import nn
 from transformers import AutoModel, PreTrainedModel, PreTrainedTokenizerBase
 from transformers.utils import ModelOutput
 
-from ..errors import ModelLoadError
-from ..paths import resolve_model_location
+from ..paths import load_pretrained
 from .config import MultiTaskConfig
 from .heads import build_head, shared_slot
 
@@ -50,14 +49,9 @@ class MultiTaskModel(PreTrainedModel):
 
         ``name_or_path`` is a Hub id, a local directory or ``pkg:<package>/<dir>``.
         """
-        location = resolve_model_location(name_or_path)
-        try:
-            encoder = AutoModel.from_pretrained(location, revision=revision, trust_remote_code=trust_remote_code)
-        except OSError as error:
-            raise ModelLoadError(
-                f"backbone {name_or_path!r} could not be loaded ({error}). Give a local model directory, or a "
-                "Hub id with network access (offline, set HF_HUB_OFFLINE=1 to fail fast)."
-            ) from None
+        encoder = load_pretrained(
+            AutoModel.from_pretrained, name_or_path, "backbone", revision=revision, trust_remote_code=trust_remote_code
+        )
         model = cls(MultiTaskConfig(encoder=encoder.config.to_dict(), tasks=tasks))
         model.encoder = encoder
         return model

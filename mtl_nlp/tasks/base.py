@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +21,8 @@ from ..data.collator import PaddingCollator
 from ..data.loading import load_splits
 
 MAX_DEFAULT_LENGTH = 512
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -70,6 +73,26 @@ class Task(ABC):
         """Load and check every split, settle the label list, and encode the splits (cached by ``datasets``)."""
         self.raw = self.check(load_splits(self.config.data))
         self.encoded = DatasetDict({split: self.encode(dataset) for split, dataset in self.raw.items()})
+        for split in self.encoded:
+            for what, count in self.truncation_counts(split).items():
+                if count:
+                    logger.warning(
+                        "%s/%s: %d %s (max_length %d); counted in the reports. A larger tasks.%s.max_length "
+                        "keeps more of what truncation cuts.",
+                        self.name,
+                        split,
+                        count,
+                        what.replace("_", " "),
+                        self.max_length,
+                        self.name,
+                    )
+
+    def truncation_counts(self, split: str) -> dict[str, int]:
+        """What of an encoded split did not fit ``max_length``, by metric name (e.g. ``truncated_examples``).
+
+        Logged when the task is prepared and added to the split's metrics, so that nothing is cut silently.
+        """
+        return {}
 
     def lengths(self, split: str) -> np.ndarray:
         """The encoded length (in tokens) of every example of a split, read from Arrow without decoding rows."""

@@ -68,9 +68,11 @@ def _encode_texts(
     max_length: int,
 ) -> dict[str, list]:
     """Tokenize texts (or pairs, truncating the longer text first) and turn labels into the head's targets:
-    a class id, a multi-hot vector, or a float."""
+    a class id, a multi-hot vector, or a float. ``truncated`` marks the examples cut at ``max_length``."""
     pairs = batch[text_pair_column] if text_pair_column else None
     encoding = tokenizer(batch[text_column], pairs, truncation=True, max_length=max_length)
+    # The fast tokenizer keeps what truncation cut off as overflowing pieces: no second tokenization needed.
+    truncated = [bool(piece.overflowing) for piece in encoding.encodings]
     values = batch[label_column]
     if problem_type == REGRESSION:
         targets = [float(value) for value in values]
@@ -83,7 +85,7 @@ def _encode_texts(
             targets.append(hot)
     else:
         targets = [label_ids[str(value)] for value in values]
-    return {**encoding, "labels": targets}
+    return {**encoding, "labels": targets, "truncated": truncated}
 
 
 class SequenceClassificationTask(Task):
@@ -114,10 +116,12 @@ class SequenceClassificationTask(Task):
                         f"{self.split_source(split)}: no column {column!r} (columns: "
                         f"{', '.join(dataset.column_names)}). Set tasks.{self.name}.text_column / label_column."
                     )
-            for column in texts:
-                empty = next((i for i, text in enumerate(dataset[column]) if not text), None)
+            for column in [*texts, self.config.label_column]:
+                empty = next((i for i, value in enumerate(dataset[column]) if value is None or value == ""), None)
                 if empty is not None:
-                    raise DataError(f"{self._row(split, empty)}: the {column!r} text is empty.")
+                    raise DataError(
+                        f"{self._row(split, empty)}: the {column!r} value is empty. Fill it in or remove the example."
+                    )
         if self.labels is None:
             self.labels = self._labels_from(raw["train"])
         threshold = self.config.threshold
@@ -189,6 +193,9 @@ class SequenceClassificationTask(Task):
             desc=f"Tokenizing {self.name}",
         )
 
+    def truncation_counts(self, split: str) -> dict[str, int]:
+        return {"truncated_examples": sum(self.encoded[split]["truncated"])}
+
     def plot(self, evaluation: TaskEvaluation, directory: Path) -> list[Path]:
         if "predicted" not in evaluation.extras:
             return []
@@ -240,5 +247,11 @@ class SequenceClassificationTask(Task):
     def _evaluation(
         self, split: str, metrics: dict, headline: str, report: str, header: str, rows: list[str]
     ) -> TaskEvaluation:
+        metrics.update(self.truncation_counts(split))
+        if truncated := metrics["truncated_examples"]:
+            report += (
+                f"\n{truncated} examples were longer than max_length {self.max_length} tokens and were scored on "
+                "their first tokens only.\n"
+            )
         predictions = "\n".join([header, *rows]) + "\n"
         return TaskEvaluation(self.name, split, metrics, headline, report, predictions, ".tsv")

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+import pyarrow.compute as pc
 import torch
 from datasets import ClassLabel, Dataset, DatasetDict
 from transformers.utils import ModelOutput
@@ -17,11 +18,9 @@ from ..config import TaskConfig, option
 from ..errors import DataError
 from ..evaluation.classification import label_report, score_labels
 from ..evaluation.plots import plot_entity_f1
-from ..evaluation.schemes import iob1_to_iob2, iob2_to_iob1
+from ..evaluation.schemes import PREFIXES, iob1_to_iob2, iob2_to_iob1
 from ..evaluation.sequence_labeling import entity_report, score_entities
 from .base import Task, TaskEvaluation
-
-ENTITY_TAG = re.compile(r"^(O|[BIESLU]-\S+)$")
 
 
 @dataclass
@@ -59,9 +58,10 @@ def _encode_words(
     label_all_subtokens: bool,
 ) -> dict[str, list]:
     """Tokenize pre-split words; the first sub-token of each word carries its tag, the others -100 (or the
-    continuation tag when ``label_all_subtokens``). ``word_ids`` maps every sub-token to its word (-1: none)."""
+    continuation tag when ``label_all_subtokens``). ``word_ids`` maps every sub-token to its word (-1: none);
+    ``words_without_subtokens`` counts the sentence's words cut at ``max_length`` or dropped by the tokenizer."""
     encoding = tokenizer(batch[tokens_column], is_split_into_words=True, truncation=True, max_length=max_length)
-    labels, word_ids_column = [], []
+    labels, word_ids_column, without_subtokens = [], [], []
     for row, tags in enumerate(batch[tags_column]):
         word_ids = np.array([-1 if w is None else w for w in encoding.word_ids(row)])
         tag_ids = np.array([label2id[tag] for tag in tags], dtype=np.int64)
@@ -74,7 +74,8 @@ def _encode_words(
             row_labels[rest] = np.asarray(continuation)[tag_ids[word_ids[rest]]]
         labels.append(row_labels.tolist())
         word_ids_column.append(word_ids.tolist())
-    return {**encoding, "labels": labels, "word_ids": word_ids_column}
+        without_subtokens.append(len(tags) - int(first.sum()))
+    return {**encoding, "labels": labels, "word_ids": word_ids_column, "words_without_subtokens": without_subtokens}
 
 
 def _iob1_to_iob2_column(batch: dict[str, list], column: str) -> dict[str, list]:
@@ -112,10 +113,10 @@ class TokenClassificationTask(Task):
             return names[column]
         return column
 
-    def _where(self, split: str, dataset: Dataset, example: int, token: int) -> str:
+    def _where(self, split: str, dataset: Dataset, example: int, token: int | None = None) -> str:
         if "line" in dataset.column_names:
-            return f"{self.split_source(split)}:{dataset[example]['line'] + token}"
-        return f"{self.split_source(split)}: example {example}, token {token}"
+            return f"{self.split_source(split)}:{dataset[example]['line'] + (token or 0)}"
+        return f"{self.split_source(split)}: example {example}" + ("" if token is None else f", token {token}")
 
     def _first_occurrence(self, split: str, dataset: Dataset, bad: set[str]) -> tuple[str, str]:
         for example, tags in enumerate(dataset[self.tags_column]):
@@ -134,6 +135,7 @@ class TokenClassificationTask(Task):
                         f"(columns: {', '.join(dataset.column_names)}). "
                         f"Set tasks.{self.name}.tokens_column / tags_column, or data.conll_columns for CoNLL files."
                     )
+            self._check_tag_counts(split, dataset)
             checked[split] = self._tags_as_strings(dataset)
             if self.config.tag_scheme == "iob1":
                 checked[split] = checked[split].map(
@@ -143,15 +145,19 @@ class TokenClassificationTask(Task):
                     desc=f"Converting {self.name}/{split} from IOB1 to IOB2",
                 )
         train_tags = set(chain.from_iterable(checked["train"][self.tags_column])) if "train" in checked else set()
+        scheme = self.config.tag_scheme
+        scheme_tag = re.compile(rf"O|[{PREFIXES[scheme]}]-\S+") if scheme != "none" else None
         for split, dataset in checked.items():
             seen = set(chain.from_iterable(dataset[self.tags_column]))
-            if self.config.tag_scheme != "none":
-                malformed = {tag for tag in seen if not ENTITY_TAG.match(tag)}
+            if scheme_tag:
+                malformed = {tag for tag in seen if not scheme_tag.fullmatch(tag)}
                 if malformed:
                     tag, where = self._first_occurrence(split, dataset, malformed)
+                    allowed = ", ".join(f"{prefix}-TYPE" for prefix in PREFIXES[scheme])
                     raise DataError(
-                        f"{where}: tag {tag!r} is not in the IOB scheme (O, B-TYPE, I-TYPE). Fix the tag, or set "
-                        f"tasks.{self.name}.tag_scheme: none for tags that are not entity tags (e.g. POS)."
+                        f"{where}: tag {tag!r} is not a tag of the {scheme.upper()} scheme (O, {allowed}). Fix the "
+                        f"tag, or set tasks.{self.name}.tag_scheme to the file's scheme (none for tags that are not "
+                        "entity tags, e.g. POS)."
                     )
             known = set(self.labels) if self.labels else train_tags
             unknown = seen - known
@@ -166,6 +172,18 @@ class TokenClassificationTask(Task):
             entity_order = self.config.tag_scheme != "none"
             self.labels = sorted(train_tags, key=lambda tag: (tag != "O", tag[2:], tag) if entity_order else tag)
         return DatasetDict(checked)
+
+    def _check_tag_counts(self, split: str, dataset: Dataset) -> None:
+        """Every example needs one tag per token (CoNLL files have it by construction, JSON files may not)."""
+        columns = dataset.with_format("arrow")  # lengths compared in Arrow: no rows are decoded
+        tokens, tags = (pc.list_value_length(columns[name]) for name in (self.config.tokens_column, self.tags_column))
+        example = pc.index(pc.fill_null(pc.equal(tokens, tags), False), False).as_py()
+        if example >= 0:
+            counts = [length.as_py() for length in (tokens[example], tags[example])]
+            raise DataError(
+                f"{self._where(split, dataset, example)}: {counts[0] or 'no'} tokens but {counts[1] or 'no'} tags. "
+                f"Give exactly one tag per token (columns {self.config.tokens_column!r} and {self.tags_column!r})."
+            )
 
     def _tags_as_strings(self, dataset: Dataset) -> Dataset:
         """Hub datasets store tags as ``ClassLabel`` ids: turn them into their names."""
@@ -219,20 +237,22 @@ class TokenClassificationTask(Task):
         """The prediction for words without a sub-token: O, or the first label for plain tag sets."""
         return "O" if "O" in self.labels else self.labels[0]
 
-    def word_predictions(self, split: str, predictions: list[np.ndarray]) -> tuple[list[list[str]], int]:
-        """Per sentence, the predicted tag of every original word; and how many words had no sub-token."""
+    def word_predictions(self, split: str, predictions: list[np.ndarray]) -> list[list[str]]:
+        """Per sentence, the predicted tag of every original word (the fallback label for words without a
+        sub-token, counted by :meth:`truncation_counts`)."""
         fallback = self.labels.index(self.fallback_label)
-        sentences, unscored = [], 0
+        sentences = []
         word_ids_column = self.encoded[split]["word_ids"]
         for words, word_ids, predicted in zip(self.raw[split][self.config.tokens_column], word_ids_column, predictions):
-            word_ids = np.asarray(word_ids)
-            unscored += len(words) - len(np.unique(word_ids[word_ids >= 0]))
-            labels = words_from_subtokens(word_ids, predicted, len(words), fallback)
+            labels = words_from_subtokens(np.asarray(word_ids), predicted, len(words), fallback)
             sentences.append([self.labels[i] for i in labels])
-        return sentences, unscored
+        return sentences
+
+    def truncation_counts(self, split: str) -> dict[str, int]:
+        return {"words_without_subtokens": sum(self.encoded[split]["words_without_subtokens"])}
 
     def evaluate(self, split: str, predictions: list[np.ndarray]) -> TaskEvaluation:
-        predicted, unscored = self.word_predictions(split, predictions)
+        predicted = self.word_predictions(split, predictions)
         raw = self.raw[split]
         gold = raw[self.tags_column]
         if self.config.tag_scheme == "none":
@@ -248,8 +268,8 @@ class TokenClassificationTask(Task):
             metrics = score_entities(gold, predicted, mode=mode, scheme=scheme)
             report = entity_report(gold, predicted, self.name, split, mode=mode, scheme=scheme)
             headline = "f1"
-        metrics["words_without_subtokens"] = unscored
-        if unscored:
+        metrics.update(self.truncation_counts(split))
+        if unscored := metrics["words_without_subtokens"]:
             report += (
                 f"\n{unscored} words had no sub-token (dropped by the tokenizer or cut at max_length "
                 f"{self.max_length}) and were predicted as {self.fallback_label}.\n"

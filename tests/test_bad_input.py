@@ -1,0 +1,402 @@
+"""Bad input, one row each: how it is built, the error it must raise and what the message must say.
+
+Every message names where the problem is (file and line, example, recipe key or model path) and what to do.
+The row ids are the ones docs/troubleshooting.md lists; a test keeps the two in step.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import runpy
+import socket
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import write_conll
+
+from mtl_nlp.config import load_recipe, recipe_from_dict
+from mtl_nlp.errors import DataError, ModelLoadError, RecipeError
+from mtl_nlp.evaluation.saved_model import evaluate_file
+from mtl_nlp.tasks import build_task
+from mtl_nlp.tokenization import load_tokenizer
+
+TROUBLESHOOTING = Path(__file__).resolve().parent.parent / "docs" / "troubleshooting.md"
+SENTIMENT_LABELS = ["negative", "positive"]
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a row may use to build its bad input."""
+
+    tmp: Path
+    model_dir: Path
+    tokenizer: object
+
+
+@dataclass(frozen=True)
+class Row:
+    """One bad input: ``build`` writes it under ``tmp`` and returns the call that must fail."""
+
+    id: str
+    build: Callable[[Context], Callable[[], object]]
+    error: type[Exception]
+    message: str
+
+
+def prepared_task(ctx: Context, kind: str, files: dict[str, Path], **settings) -> Callable[[], object]:
+    """The call that loads, checks and encodes one task of ``kind`` over ``files`` (split → path)."""
+    name = "ner" if kind == "token_classification" else "sentiment"
+
+    def prepare():
+        data = {split: str(path) for split, path in files.items()}
+        recipe = recipe_from_dict({"tasks": {name: {"type": kind, "data": data, **settings}}})
+        task = build_task(name, recipe.tasks[name], ctx.tokenizer)
+        task.prepare()
+        return task
+
+    return prepare
+
+
+def ner(ctx: Context, train: Path, validation: Path | None = None, **settings) -> Callable[[], object]:
+    files = {"train": train, **({"validation": validation} if validation else {})}
+    return prepared_task(ctx, "token_classification", files, **settings)
+
+
+def sentiment(ctx: Context, train: Path, validation: Path | None = None, **settings) -> Callable[[], object]:
+    files = {"train": train, **({"validation": validation} if validation else {})}
+    return prepared_task(ctx, "sequence_classification", files, **settings)
+
+
+def conll(ctx: Context, name: str, *tags: str) -> Path:
+    """A CoNLL file with one sentence per tag (the sentence of tag i starts on line 3 + 2 i)."""
+    return write_conll(ctx.tmp / name, [[(f"word{i}", "NN", "O", tag)] for i, tag in enumerate(tags)])
+
+
+def text_file(ctx: Context, name: str, content: str | bytes) -> Path:
+    path = ctx.tmp / name
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content, encoding="utf-8")
+    return path
+
+
+TSV = "text\tlabel\nthe film was wonderful\tpositive\nthe food arrived cold\tnegative\n"
+
+
+def recipe(ctx: Context, text: str) -> Callable[[], object]:
+    path = text_file(ctx, "recipe.yaml", text)
+    return lambda: load_recipe(path)
+
+
+MINIMAL_TASKS = "tasks:\n  ner:\n    type: token_classification\n    data: {train: train.conll}\n"
+
+
+ROWS = [
+    # CoNLL files
+    Row(
+        "conll-wrong-column-count",
+        lambda ctx: ner(ctx, text_file(ctx, "train.conll", "EU NNP B-NP B-ORG\nrejects VBZ O\n")),
+        DataError,
+        r"train\.conll:2: expected 4 columns \(tokens pos chunk ner\), found 3: 'rejects VBZ O'\. Fix the line, "
+        r"or set data\.conll_columns",
+    ),
+    Row(
+        "tag-outside-scheme-underscore",
+        lambda ctx: ner(ctx, conll(ctx, "train.conll", "B-PER", "B_PER")),
+        DataError,
+        r"train\.conll:5: tag 'B_PER' is not a tag of the IOB2 scheme \(O, B-TYPE, I-TYPE\)\. Fix the tag, or set "
+        r"tasks\.ner\.tag_scheme",
+    ),
+    Row(
+        "tag-outside-scheme-prefix",
+        lambda ctx: ner(ctx, conll(ctx, "train.conll", "O", "X-LOC")),
+        DataError,
+        r"train\.conll:5: tag 'X-LOC' is not a tag of the IOB2 scheme .* Fix the tag",
+    ),
+    Row(
+        "tag-of-another-scheme",
+        lambda ctx: ner(ctx, conll(ctx, "train.conll", "B-PER", "S-LOC")),
+        DataError,
+        r"train\.conll:5: tag 'S-LOC' is not a tag of the IOB2 scheme .* set tasks\.ner\.tag_scheme to the "
+        r"file's scheme",
+    ),
+    Row(
+        "dev-tag-not-in-train",
+        lambda ctx: ner(ctx, conll(ctx, "train.conll", "B-PER", "O"), conll(ctx, "dev.conll", "O", "B-ORG")),
+        DataError,
+        r"dev\.conll:5: tag 'B-ORG' does not occur in the training data\. Add it to tasks\.ner\.labels",
+    ),
+    Row(
+        "tag-not-in-recipe-labels",
+        lambda ctx: ner(ctx, conll(ctx, "train.conll", "B-PER", "B-MISC"), labels=["O", "B-PER", "I-PER"]),
+        DataError,
+        r"train\.conll:5: tag 'B-MISC' does not occur in the task's labels\. Add it to tasks\.ner\.labels",
+    ),
+    Row(
+        "tokens-tags-length-mismatch",
+        lambda ctx: ner(
+            ctx,
+            text_file(
+                ctx,
+                "train.jsonl",
+                '{"tokens": ["Angela", "met"], "ner": ["B-PER", "O"]}\n{"tokens": ["Rio", "de"], "ner": ["B-LOC"]}\n',
+            ),
+        ),
+        DataError,
+        r"train\.jsonl: example 1: 2 tokens but 1 tags\. Give exactly one tag per token",
+    ),
+    # Sequence classification files
+    Row(
+        "dev-label-not-in-train",
+        lambda ctx: sentiment(
+            ctx,
+            text_file(ctx, "train.tsv", TSV),
+            text_file(ctx, "dev.tsv", "text\tlabel\nfine\tpositive\nmeh\tmixed\n"),
+        ),
+        DataError,
+        r"dev\.tsv:3: label 'mixed' is not one of \['negative', 'positive'\]\. Fix the label or "
+        r"tasks\.sentiment\.labels",
+    ),
+    Row(
+        "label-not-in-recipe-labels",
+        lambda ctx: sentiment(ctx, text_file(ctx, "train.tsv", TSV + "it was fine\tmixed\n"), labels=SENTIMENT_LABELS),
+        DataError,
+        r"train\.tsv:4: label 'mixed' is not one of \['negative', 'positive'\]\. Fix the label or "
+        r"tasks\.sentiment\.labels",
+    ),
+    Row(
+        "missing-label-column",
+        lambda ctx: sentiment(ctx, text_file(ctx, "train.tsv", "text\tsentiment\ngreat\tpositive\n")),
+        DataError,
+        r"train\.tsv: no column 'label' \(columns: text, sentiment\)\. Set tasks\.sentiment\.text_column / "
+        r"label_column",
+    ),
+    Row(
+        "missing-text-column",
+        lambda ctx: sentiment(ctx, text_file(ctx, "train.csv", "sentence,label\ngreat,positive\n")),
+        DataError,
+        r"train\.csv: no column 'text' \(columns: sentence, label\)\. Set tasks\.sentiment\.text_column",
+    ),
+    Row(
+        "empty-label-cell",
+        lambda ctx: sentiment(ctx, text_file(ctx, "train.tsv", TSV + "no label here\t\n")),
+        DataError,
+        r"train\.tsv:4: the 'label' value is empty\. Fill it in or remove the example",
+    ),
+    Row(
+        "tsv-wrong-field-count",
+        lambda ctx: sentiment(ctx, text_file(ctx, "train.tsv", TSV + "one\ttoo\tmany\n")),
+        DataError,
+        r"train\.tsv: could not be read as tsv \(.*line 4, saw 3\)\. Fix the file, or set data\.format",
+    ),
+    # Empty files and splits
+    Row(
+        "empty-conll-file",
+        lambda ctx: ner(ctx, text_file(ctx, "train.conll", "")),
+        DataError,
+        r"train\.conll: the train split has no examples\. Give a file with examples",
+    ),
+    Row(
+        "empty-tsv-file",
+        lambda ctx: sentiment(ctx, text_file(ctx, "train.tsv", "")),
+        DataError,
+        r"train\.tsv: the file has no examples\. Give a file with a header row and examples",
+    ),
+    Row(
+        "conll-split-only-docstart",
+        lambda ctx: ner(ctx, conll(ctx, "train.conll", "O"), text_file(ctx, "dev.conll", "-DOCSTART- -X- -X- O\n\n")),
+        DataError,
+        r"dev\.conll: the validation split has no examples\. Give a file with examples",
+    ),
+    Row(
+        "tsv-split-only-header",
+        lambda ctx: sentiment(ctx, text_file(ctx, "train.tsv", TSV), text_file(ctx, "dev.tsv", "text\tlabel\n")),
+        DataError,
+        r"dev\.tsv: the file has no examples\. Give a file with a header row and examples",
+    ),
+    Row(
+        "missing-data-file",
+        lambda ctx: ner(ctx, ctx.tmp / "no-such-file.conll"),
+        DataError,
+        r"no-such-file\.conll: no such file\. Check the path in the recipe's data section",
+    ),
+    Row(
+        "unknown-file-extension",
+        lambda ctx: sentiment(ctx, text_file(ctx, "train.xlsx", "text,label\n")),
+        DataError,
+        r"train\.xlsx: cannot tell the format from the extension '\.xlsx'; set data\.format",
+    ),
+    # Encodings
+    Row(
+        "non-utf8-conll",
+        lambda ctx: ner(
+            ctx, text_file(ctx, "train.conll", "Zürich NNP B-NP B-LOC\nMünchen NNP B-NP B-LOC\n".encode("latin-1"))
+        ),
+        DataError,
+        r"train\.conll:1: bytes that are not UTF-8 .*\. Re-encode the file as UTF-8",
+    ),
+    Row(
+        "non-utf8-tsv",
+        lambda ctx: sentiment(
+            ctx, text_file(ctx, "train.tsv", TSV.encode() + "München ist schön\tpositive\n".encode("latin-1"))
+        ),
+        DataError,
+        r"train\.tsv:4: bytes that are not UTF-8 .*\. Re-encode the file as UTF-8",
+    ),
+    Row(
+        "non-utf8-jsonl",
+        lambda ctx: sentiment(
+            ctx,
+            text_file(
+                ctx,
+                "train.jsonl",
+                b'{"text": "great", "label": "positive"}\n{"text": "M\xfcnchen", "label": "positive"}\n',
+            ),
+        ),
+        DataError,
+        r"train\.jsonl:2: bytes that are not UTF-8 .*\. Re-encode the file as UTF-8",
+    ),
+    # Recipes
+    Row(
+        "unknown-key-top-level",
+        lambda ctx: recipe(ctx, MINIMAL_TASKS + "trainig:\n  max_steps: 10\n"),
+        RecipeError,
+        r"recipe\.yaml: trainig: unknown key\. Did you mean 'training'\? Valid keys here: .*training",
+    ),
+    Row(
+        "unknown-key-nested",
+        lambda ctx: recipe(ctx, "tasks:\n  ner:\n    type: token_classification\n    data: {trian: a.conll}\n"),
+        RecipeError,
+        r"recipe\.yaml: tasks\.ner\.data\.trian: unknown key\. Did you mean 'train'\?",
+    ),
+    Row(
+        "unknown-task-type",
+        lambda ctx: recipe(ctx, "tasks:\n  ner:\n    type: token_clasification\n    data: {train: a.conll}\n"),
+        RecipeError,
+        r"recipe\.yaml: tasks\.ner\.type: unknown task type 'token_clasification'\. Did you mean "
+        r"'token_classification'\?",
+    ),
+    Row(
+        "wrong-value-type",
+        lambda ctx: recipe(ctx, MINIMAL_TASKS + "training:\n  max_steps: ten\n"),
+        RecipeError,
+        r"recipe\.yaml: training\.max_steps: expected a number, got 'ten'",
+    ),
+    Row(
+        "value-not-allowed",
+        lambda ctx: recipe(ctx, MINIMAL_TASKS + "training:\n  mixed_precision: fp8\n"),
+        RecipeError,
+        r"recipe\.yaml: training\.mixed_precision: 'fp8' is not allowed; choose one of 'no', 'fp16', 'bf16'",
+    ),
+    # Models
+    Row(
+        "model-path-missing",
+        lambda ctx: lambda: load_tokenizer(str(ctx.tmp / "no-such-model")),
+        ModelLoadError,
+        r"model '.*no-such-model': no such directory .*\. Give the directory that holds config\.json",
+    ),
+    Row(
+        "model-relative-path-missing",
+        lambda ctx: lambda: load_tokenizer("no-such-runs/exp1/model"),
+        ModelLoadError,
+        r"model 'no-such-runs/exp1/model': no such directory .*\. Give the directory that holds config\.json",
+    ),
+    Row(
+        "model-dir-without-config",
+        lambda ctx: lambda: load_tokenizer(str(ctx.tmp)),
+        ModelLoadError,
+        r"has no config\.json, so it is not a saved model\. Give the directory that holds config\.json",
+    ),
+    Row(
+        "evaluate-not-a-multitask-model",
+        lambda ctx: lambda: evaluate_file(ctx.model_dir, "ner", "dev.conll", ctx.tmp / "out"),
+        ModelLoadError,
+        r"saved model from '.*' could not be loaded \(.*not a multi-task model saved by mtl-nlp\)\. Give a model "
+        r"directory written by save_pretrained",
+    ),
+]
+
+
+@pytest.fixture(autouse=True)
+def no_network(monkeypatch):
+    """Any attempt to reach the network fails the row: bad input must be caught locally."""
+
+    def refuse(self, address):
+        raise AssertionError(f"bad input reached the network ({address})")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+
+
+@pytest.mark.parametrize("row", ROWS, ids=[row.id for row in ROWS])
+def test_bad_input_names_the_place_and_the_fix(row, tmp_path, tiny_model_dir, tiny_tokenizer):
+    call = row.build(Context(tmp_path, tiny_model_dir, tiny_tokenizer))
+    start = time.monotonic()
+    with pytest.raises(row.error) as caught:
+        call()
+    assert time.monotonic() - start < 5, "bad input must be reported at once, without waiting on anything"
+    assert re.search(row.message, str(caught.value)), f"{caught.value!s}\ndoes not match\n{row.message}"
+
+
+def test_cli_bad_recipe_exits_2_with_one_line(tmp_path, monkeypatch, capsys):
+    path = text_file(Context(tmp_path, tmp_path, None), "recipe.yaml", MINIMAL_TASKS + "trainig: {}\n")
+    # `python -m mtl_nlp`, run in this process: a subprocess would spend most of its time importing torch.
+    monkeypatch.setattr(sys, "argv", ["mtl-nlp", "train", str(path)])
+    with pytest.raises(SystemExit) as exited:
+        runpy.run_module("mtl_nlp", run_name="__main__")
+    assert exited.value.code == 2
+    stderr = capsys.readouterr().err
+    assert "Traceback" not in stderr
+    assert re.fullmatch(r"mtl-nlp: error: .*recipe\.yaml: trainig: unknown key\. Did you mean 'training'\?.*\n", stderr)
+
+
+# Inputs longer than the model's limit are not errors: they are cut, and what was cut is counted.
+
+
+def test_long_text_is_truncated_and_counted(tiny_tokenizer, tmp_path, caplog):
+    long_text = " ".join(["the film was wonderful"] * 40)
+    path = text_file(
+        Context(tmp_path, tmp_path, None), "dev.tsv", f"text\tlabel\n{long_text}\tpositive\nthe film\tnegative\n"
+    )
+    with caplog.at_level(logging.WARNING, logger="mtl_nlp"):
+        task = prepared_task(
+            Context(tmp_path, tmp_path, tiny_tokenizer), "sequence_classification", {"train": path, "validation": path}
+        )()
+    assert [len(ids) for ids in task.encoded["validation"]["input_ids"]] == [task.max_length, 5]
+    assert task.truncation_counts("validation") == {"truncated_examples": 1}
+    assert "sentiment/validation: 1 truncated examples (max_length 64)" in caplog.text
+    evaluation = task.evaluate("validation", [np.array([0.0, 1.0]), np.array([1.0, 0.0])])
+    assert evaluation.metrics["truncated_examples"] == 1
+    assert "1 examples were longer than max_length 64 tokens" in evaluation.report
+
+
+def test_long_sentence_words_past_the_limit_are_predicted_o_and_counted(tiny_tokenizer, tmp_path, caplog):
+    # Words that are one sub-token each in the tiny vocabulary; the sentence's last entity lies past the limit.
+    words = [("was", "B-PER")] + [("met", "O")] * 99 + [("the", "B-LOC")]
+    path = write_conll(tmp_path / "dev.conll", [[(w, "NN", "O", t) for w, t in words]])
+    with caplog.at_level(logging.WARNING, logger="mtl_nlp"):
+        task = prepared_task(
+            Context(tmp_path, tmp_path, tiny_tokenizer), "token_classification", {"train": path, "validation": path}
+        )()
+    cut = len(words) - (task.max_length - 2)  # [CLS] and [SEP] take two of the places
+    assert task.truncation_counts("validation") == {"words_without_subtokens": cut}
+    assert f"ner/validation: {cut} words without subtokens (max_length 64)" in caplog.text
+    perfect = [np.array(row["labels"]).clip(min=0) for row in task.encoded["validation"]]
+    evaluation = task.evaluate("validation", perfect)
+    predicted = [line.split()[2] for line in evaluation.predictions.splitlines() if line]
+    assert predicted[0] == "B-PER" and predicted[-1] == "O"
+    assert evaluation.metrics["words_without_subtokens"] == cut
+    assert evaluation.metrics["recall"] == 0.5
+    assert f"{cut} words had no sub-token" in evaluation.report
+
+
+def test_every_row_is_documented_and_every_documented_row_is_tested():
+    documented = re.findall(r"^\| `([a-z0-9-]+)` \|", TROUBLESHOOTING.read_text(encoding="utf-8"), flags=re.M)
+    long_inputs = ["long-text-classification", "long-sentence-token-classification"]
+    assert sorted(documented) == sorted([row.id for row in ROWS] + long_inputs)
