@@ -52,8 +52,10 @@ def test_results_equal_the_stock_pipelines(model, tiny_tokenizer):
         assert result["sentiment"]["label"] == expected["label"]
         assert result["sentiment"]["score"] == pytest.approx(expected["score"], abs=1e-5)
         for entity in result["ner"]:
-            # Character offsets point into the text (a group may start inside a word: "##n").
-            assert text[entity["start"] : entity["end"]] == entity["word"].removeprefix("##")
+            # Character offsets point into the text; "word" is the decoded sub-words ("##n", "dull,").
+            assert text[entity["start"] : entity["end"]].replace(" ", "") == entity["word"].replace("##", "").replace(
+                " ", ""
+            )
         assert "qa" not in result
 
 
