@@ -5,7 +5,9 @@ Nothing is downloaded: the environment is set offline before any Hugging Face li
 
 from __future__ import annotations
 
+import json
 import os
+import random
 import tempfile
 
 os.environ["HF_HUB_OFFLINE"] = "1"
@@ -93,3 +95,31 @@ def write_conll(path: Path, sentences: list[list[tuple[str, ...]]], docstart: bo
         lines += [" ".join(fields) for fields in sentence] + [""]
     path.write_text("\n".join(lines), encoding="utf-8")
     return path
+
+
+def write_squad(path: Path, paragraphs: list[tuple[str, list[dict]]], version: str = "1.1") -> Path:
+    """Write a SQuAD-layout file: one article holding (context, questions) paragraphs. A question is a dict with
+    id, question and answers as (text, answer_start) pairs, plus any other keys (e.g. is_impossible)."""
+    qas = [
+        [{**qa, "answers": [{"text": t, "answer_start": s} for t, s in qa.get("answers", [])]} for qa in questions]
+        for _, questions in paragraphs
+    ]
+    article = {"title": "Test", "paragraphs": [{"context": c, "qas": q} for (c, _), q in zip(paragraphs, qas)]}
+    path.write_text(json.dumps({"version": version, "data": [article]}, ensure_ascii=False), encoding="utf-8")
+    return path
+
+
+POSITIVE = ["wonderful", "friendly", "spotless", "funny", "moving"]
+NEGATIVE = ["slow", "cold", "dull", "predictable", "wooden"]
+
+
+def write_toy_sentiment(path: Path, rows: int, seed: int) -> str:
+    """Texts whose label is decided by which word list they draw from: learnable in a few dozen steps."""
+    rng = random.Random(seed)
+    lines = ["text\tlabel"]
+    for _ in range(rows):
+        label = rng.choice(["positive", "negative"])
+        words = rng.sample(POSITIVE if label == "positive" else NEGATIVE, 2)
+        lines.append(f"the film was {words[0]} and {words[1]}\t{label}")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return str(path)

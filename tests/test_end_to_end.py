@@ -4,29 +4,14 @@ from __future__ import annotations
 
 import itertools
 import json
-import random
 
 import pytest
 import torch
+from conftest import write_toy_sentiment
 
 from mtl_nlp import MultiTaskModel, recipe_from_dict, train
 from mtl_nlp.cli import main
 from mtl_nlp.training.history import read_history
-
-POSITIVE = ["wonderful", "friendly", "spotless", "funny", "moving"]
-NEGATIVE = ["slow", "cold", "dull", "predictable", "wooden"]
-
-
-def write_toy_sentiment(path, rows, seed):
-    """Texts whose label is decided by which word list they draw from: learnable in a few dozen steps."""
-    rng = random.Random(seed)
-    lines = ["text\tlabel"]
-    for _ in range(rows):
-        label = rng.choice(["positive", "negative"])
-        words = rng.sample(POSITIVE if label == "positive" else NEGATIVE, 2)
-        lines.append(f"the film was {words[0]} and {words[1]}\t{label}")
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return str(path)
 
 
 @pytest.fixture(scope="module")

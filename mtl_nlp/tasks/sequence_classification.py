@@ -25,7 +25,6 @@ from ..evaluation.classification import (
 from ..evaluation.plots import plot_confusion_matrix
 from .base import Task, TaskEvaluation
 
-HEADER_LINES = 1
 SINGLE, MULTI, REGRESSION = "single_label_classification", "multi_label_classification", "regression"
 
 
@@ -94,14 +93,6 @@ class SequenceClassificationTask(Task):
     target_pad_values = {}
     config: SequenceClassificationConfig
 
-    def _row(self, split: str, index: int) -> str:
-        source = self.split_source(split)
-        if source.endswith((".tsv", ".csv")):
-            return f"{source}:{index + 1 + HEADER_LINES}"
-        if source.endswith(".jsonl"):
-            return f"{source}:{index + 1}"
-        return f"{source}: example {index}"
-
     def head_spec(self) -> dict[str, Any]:
         return {**super().head_spec(), "problem_type": self.config.problem_type}
 
@@ -117,7 +108,7 @@ class SequenceClassificationTask(Task):
             for column in texts:
                 empty = next((i for i, text in enumerate(dataset[column]) if not text), None)
                 if empty is not None:
-                    raise DataError(f"{self._row(split, empty)}: the {column!r} text is empty.")
+                    raise DataError(f"{self.row_location(split, empty)}: the {column!r} text is empty.")
         if self.labels is None:
             self.labels = self._labels_from(raw["train"])
         threshold = self.config.threshold
@@ -129,7 +120,9 @@ class SequenceClassificationTask(Task):
             for index, value in enumerate(dataset[self.config.label_column]):
                 problem = self._label_problem(value)
                 if problem:
-                    raise DataError(f"{self._row(split, index)}: {problem} Fix the label or tasks.{self.name}.labels.")
+                    raise DataError(
+                        f"{self.row_location(split, index)}: {problem} Fix the label or tasks.{self.name}.labels."
+                    )
         return raw
 
     def _labels_from(self, train: Dataset) -> list[str]:
