@@ -161,7 +161,7 @@ class WeightingConfig:
 class DataConfig:
     """Where a task's examples come from: local files per split, or a Hub dataset."""
 
-    train: str | None = option("Training file (CoNLL, .tsv, .csv, .json or .jsonl).", default=None)
+    train: str | None = option("Training file (CoNLL, .tsv, .csv, .json, .jsonl or SQuAD JSON).", default=None)
     validation: str | None = option("Development file, scored during and after training.", default=None)
     test: str | None = option("Test file, scored after training.", default=None)
     hub_dataset: str | None = option("A dataset name for datasets.load_dataset, instead of local files.", default=None)
@@ -170,8 +170,9 @@ class DataConfig:
         "Which of the Hub dataset's splits to use (drop 'test' where its labels are hidden, as in GLUE).",
         default_factory=lambda: list(DATA_SPLITS),
     )
-    format: Literal["auto", "conll", "csv", "tsv", "json"] = option(
-        "File format; 'auto' decides by extension (.conll/.txt → conll, .tsv, .csv, .json/.jsonl).",
+    format: Literal["auto", "conll", "csv", "tsv", "json", "squad"] = option(
+        "File format; 'auto' decides by extension (.conll/.txt → conll, .tsv, .csv, .json/.jsonl) and reads "
+        ".json files in the SQuAD layout (articles → paragraphs → questions) as squad.",
         default="auto",
     )
     conll_columns: list[str] = option(
@@ -193,7 +194,7 @@ class DataConfig:
 class TaskConfig:
     """Settings every task type shares; each task type adds its own fields in ``mtl_nlp.tasks``."""
 
-    type: str = option("Task type: token_classification or sequence_classification.")
+    type: str = option("Task type: token_classification, sequence_classification or question_answering.")
     data: DataConfig = option("Where the examples come from.")
     labels: list[str] | None = option("Label names in order; read from the training data when omitted.", default=None)
     batch_size: int = option("Training batch size per device.", default=32)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import tempfile
 
 os.environ["HF_HUB_OFFLINE"] = "1"
@@ -15,7 +16,6 @@ os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ.setdefault("HF_DATASETS_CACHE", tempfile.mkdtemp(prefix="mtl-nlp-datasets-"))
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-import random
 from pathlib import Path
 
 import pytest
@@ -150,6 +150,18 @@ def write_conll(path: Path, sentences: list[list[tuple[str, ...]]], docstart: bo
     for sentence in sentences:
         lines += [" ".join(fields) for fields in sentence] + [""]
     path.write_text("\n".join(lines), encoding="utf-8")
+    return path
+
+
+def write_squad(path: Path, paragraphs: list[tuple[str, list[dict]]], version: str = "1.1") -> Path:
+    """Write a SQuAD-layout file: one article holding (context, questions) paragraphs. A question is a dict with
+    id, question and answers as (text, answer_start) pairs, plus any other keys (e.g. is_impossible)."""
+    qas = [
+        [{**qa, "answers": [{"text": t, "answer_start": s} for t, s in qa.get("answers", [])]} for qa in questions]
+        for _, questions in paragraphs
+    ]
+    article = {"title": "Test", "paragraphs": [{"context": c, "qas": q} for (c, _), q in zip(paragraphs, qas)]}
+    path.write_text(json.dumps({"version": version, "data": [article]}, ensure_ascii=False), encoding="utf-8")
     return path
 
 

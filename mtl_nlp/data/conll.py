@@ -9,6 +9,7 @@ from pathlib import Path
 from datasets import Dataset, Features, Sequence, Value
 
 from ..errors import DataError
+from .cached import read_cached
 from .utf8 import utf8_lines
 
 
@@ -42,8 +43,7 @@ def iter_conll_sentences(path: str | Path, columns: list[str]) -> Iterator[dict]
 
 
 def _generate(path: str, columns: tuple[str, ...], file_stamp: tuple[int, int]) -> Iterator[dict]:
-    # file_stamp only enters the cache fingerprint, so that an edited file is read again; columns is a tuple
-    # because datasets would read a list in gen_kwargs as shards.
+    # columns is a tuple because datasets would read a list in gen_kwargs as shards.
     del file_stamp
     yield from iter_conll_sentences(path, list(columns))
 
@@ -53,22 +53,7 @@ def read_conll(path: str | Path, columns: list[str]) -> Dataset:
     path = str(path)
     if not os.path.isfile(path):
         raise DataError(f"{path}: no such file. Check the path in the recipe's data section.")
-    stat = os.stat(path)
     features = Features({name: Sequence(Value("string")) for name in columns} | {"line": Value("int64")})
-    if stat.st_size == 0 or next(iter_conll_sentences(path, columns), None) is None:
+    if os.stat(path).st_size == 0 or next(iter_conll_sentences(path, columns), None) is None:
         return Dataset.from_dict({name: [] for name in features}, features=features)
-    try:
-        return Dataset.from_generator(
-            _generate,
-            features=features,
-            gen_kwargs={
-                "path": path,
-                "columns": tuple(columns),
-                "file_stamp": (stat.st_size, stat.st_mtime_ns),
-            },
-        )
-    except Exception as error:
-        cause = error
-        while cause is not None and not isinstance(cause, DataError):
-            cause = cause.__cause__ or cause.__context__
-        raise (cause or error) from None
+    return read_cached(path, _generate, features, columns=tuple(columns))

@@ -11,6 +11,7 @@ from datasets import Dataset, DatasetDict, load_dataset
 from ..config import DataConfig
 from ..errors import DataError
 from .conll import read_conll
+from .squad import looks_like_squad, read_squad
 from .utf8 import utf8_lines
 
 logger = logging.getLogger(__name__)
@@ -28,16 +29,18 @@ _FORMAT_BY_EXTENSION = {
 
 
 def file_format(path: str, declared: str) -> str:
-    """The format of ``path``: the declared one, or the one its extension implies."""
+    """The format of ``path``: the declared one, or the one its extension implies (for JSON files, ``squad``
+    when the file is in the SQuAD layout of articles and paragraphs)."""
     if declared != "auto":
         return declared
     extension = os.path.splitext(path)[1].lower()
     if extension not in _FORMAT_BY_EXTENSION:
         raise DataError(
             f"{path}: cannot tell the format from the extension {extension!r}; set data.format to one of "
-            "conll, tsv, csv, json."
+            "conll, tsv, csv, json, squad."
         )
-    return _FORMAT_BY_EXTENSION[extension]
+    kind = _FORMAT_BY_EXTENSION[extension]
+    return "squad" if kind == "json" and looks_like_squad(path) else kind
 
 
 def _count_rows(path: str) -> int:
@@ -52,6 +55,8 @@ def read_file(path: str, data: DataConfig) -> Dataset:
     kind = file_format(path, data.format)
     if kind == "conll":
         return read_conll(path, data.conll_columns)
+    if kind == "squad":
+        return read_squad(path)
     header_lines = 0 if kind == "json" else 1
     if _count_rows(path) <= header_lines:
         raise DataError(

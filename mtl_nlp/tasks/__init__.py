@@ -6,12 +6,14 @@ from transformers import PreTrainedTokenizerBase
 
 from ..config import TaskConfig
 from .base import Task, TaskEvaluation
+from .question_answering import QuestionAnsweringConfig, QuestionAnsweringTask
 from .sequence_classification import SequenceClassificationConfig, SequenceClassificationTask
 from .token_classification import TokenClassificationConfig, TokenClassificationTask
 
 TASK_TYPES: dict[str, type[Task]] = {
     "token_classification": TokenClassificationTask,
     "sequence_classification": SequenceClassificationTask,
+    "question_answering": QuestionAnsweringTask,
 }
 
 
@@ -22,6 +24,8 @@ def build_task(name: str, config: TaskConfig, tokenizer: PreTrainedTokenizerBase
 
 __all__ = [
     "TASK_TYPES",
+    "QuestionAnsweringConfig",
+    "QuestionAnsweringTask",
     "SequenceClassificationConfig",
     "SequenceClassificationTask",
     "Task",

@@ -21,6 +21,7 @@ from ..data.collator import PaddingCollator
 from ..data.loading import load_splits
 
 MAX_DEFAULT_LENGTH = 512
+HEADER_LINES = 1  # of .tsv and .csv files
 
 logger = logging.getLogger(__name__)
 
@@ -102,6 +103,15 @@ class Task(ABC):
     def split_source(self, split: str) -> str:
         """Where a split came from (file path or Hub name), for error messages."""
         return self.config.data.files().get(split) or f"{self.config.data.hub_dataset}[{split}]"
+
+    def row_location(self, split: str, index: int) -> str:
+        """Where example ``index`` of a split is, for error messages: file and line for line-based files."""
+        source = self.split_source(split)
+        if source.endswith((".tsv", ".csv")):
+            return f"{source}:{index + 1 + HEADER_LINES}"
+        if source.endswith(".jsonl"):
+            return f"{source}:{index + 1}"
+        return f"{source}: example {index}"
 
     def head_spec(self) -> dict[str, Any]:
         """What the model needs to build and describe this task's head (saved in the model's config)."""

@@ -25,7 +25,6 @@ from ..evaluation.classification import (
 from ..evaluation.plots import plot_confusion_matrix
 from .base import Task, TaskEvaluation
 
-HEADER_LINES = 1
 SINGLE, MULTI, REGRESSION = "single_label_classification", "multi_label_classification", "regression"
 
 
@@ -96,14 +95,6 @@ class SequenceClassificationTask(Task):
     target_pad_values = {}
     config: SequenceClassificationConfig
 
-    def _row(self, split: str, index: int) -> str:
-        source = self.split_source(split)
-        if source.endswith((".tsv", ".csv")):
-            return f"{source}:{index + 1 + HEADER_LINES}"
-        if source.endswith(".jsonl"):
-            return f"{source}:{index + 1}"
-        return f"{source}: example {index}"
-
     def head_spec(self) -> dict[str, Any]:
         return {**super().head_spec(), "problem_type": self.config.problem_type}
 
@@ -120,7 +111,8 @@ class SequenceClassificationTask(Task):
                 empty = next((i for i, value in enumerate(dataset[column]) if value is None or value == ""), None)
                 if empty is not None:
                     raise DataError(
-                        f"{self._row(split, empty)}: the {column!r} value is empty. Fill it in or remove the example."
+                        f"{self.row_location(split, empty)}: the {column!r} value is empty. Fill it in or remove the "
+                        "example."
                     )
         if self.labels is None:
             self.labels = self._labels_from(raw["train"])
@@ -133,7 +125,9 @@ class SequenceClassificationTask(Task):
             for index, value in enumerate(dataset[self.config.label_column]):
                 problem = self._label_problem(value)
                 if problem:
-                    raise DataError(f"{self._row(split, index)}: {problem} Fix the label or tasks.{self.name}.labels.")
+                    raise DataError(
+                        f"{self.row_location(split, index)}: {problem} Fix the label or tasks.{self.name}.labels."
+                    )
         return raw
 
     def _labels_from(self, train: Dataset) -> list[str]:
