@@ -40,6 +40,7 @@ def _predict(args: argparse.Namespace) -> int:
         stride=args.stride,
     )
     print(f"Predicted {count} inputs: {args.output}")
+    return 0
 
 
 def _export(args: argparse.Namespace) -> int:

@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from conftest import write_squad
 
 from mtl_nlp import load_recipe, train
 from mtl_nlp.paths import resolve_package_path
@@ -16,7 +17,7 @@ SAMPLE = Path(resolve_package_path("pkg:mtl_nlp/sample_data/ner_train.conll")).p
 
 @pytest.fixture
 def data_tree(tmp_path, monkeypatch):
-    """The layout of ../shared/data (and an NLI folder), filled with the bundled sample data."""
+    """The layout of ../shared/data (and an NLI folder), filled with the bundled sample data and a tiny SQuAD."""
     root = tmp_path / "data"
     for folder, train_file, dev_file in (
         ("conll2003", "ner_train.conll", "ner_dev.conll"),
@@ -34,6 +35,17 @@ def data_tree(tmp_path, monkeypatch):
     ] * 4
     for split in ("train", "dev"):
         (nli / f"{split}.tsv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    squad = root / "squad_v1.1"
+    squad.mkdir()
+    context = "john smith flew to paris in may with the acme team"
+    questions = [
+        {"id": f"q{i}", "question": question, "answers": [(answer, context.index(answer))]}
+        for i, (question, answer) in enumerate(
+            (("who flew ?", "john smith"), ("where to ?", "paris"), ("when ?", "may"))
+        )
+    ]
+    for split in ("train", "dev"):
+        write_squad(squad / f"{split}.json", [(context, questions)])
     monkeypatch.setenv("MTL_NLP_DATA", str(root))
     monkeypatch.setenv("MTL_NLP_PAIRS", str(nli))
     return root
