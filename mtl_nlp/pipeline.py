@@ -1,9 +1,10 @@
 """``MultiTaskPipeline``: tokenize once, run the encoder once, decode every head like the stock pipelines.
 
-Each head's output is decoded by the stock ``transformers`` pipeline of its task type (token-classification
-with ``aggregation_strategy="simple"``, text-classification, question-answering), so results follow exactly
-the conventions users know — entity groups with character offsets and scores, label and score — while the
-encoder runs once for all text heads instead of once per task.
+Token and text heads are decoded by the stock ``transformers`` pipeline of their type (token-classification
+with ``aggregation_strategy="simple"``, text-classification), so results follow exactly the conventions users
+know — entity groups with character offsets and scores, label and score — while the encoder runs once for
+all of them instead of once per task. A question-answering head reads (question, text) pairs, a different
+input, in windows decoded by the task's own span search (transformers 5 has no question-answering pipeline).
 """
 
 from __future__ import annotations
@@ -13,9 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from datasets import Dataset
 from transformers import AutoTokenizer, Pipeline, PreTrainedTokenizerBase, pipeline
 
+from .evaluation.evaluator import eval_batches
 from .modeling import MultiTaskModel
+from .tasks import QuestionAnsweringTask, task_from_spec
 
 PIPELINE_TASKS = {
     "token_classification": "token-classification",
@@ -67,11 +71,16 @@ class MultiTaskPipeline:
             for task, kind in self.types.items()
             if kind in PIPELINE_TASKS
         }
+        self.question_tasks: dict[str, QuestionAnsweringTask] = {
+            name: task_from_spec(name, spec, tokenizer)
+            for name, spec in model.config.tasks.items()
+            if spec["type"] == QuestionAnsweringTask.head_type
+        }
 
     @property
     def text_tasks(self) -> list[str]:
         """Tasks that read a text alone (all but question answering)."""
-        return [task for task, kind in self.types.items() if kind != "question_answering"]
+        return [task for task in self.types if task not in self.question_tasks]
 
     def __call__(
         self, texts: str | Sequence[str], questions: str | Sequence[str | None] | None = None
@@ -87,12 +96,36 @@ class MultiTaskPipeline:
             batch = texts[start : start + self.batch_size]
             for offset, decoded in enumerate(self._text_heads(batch)):
                 results[start + offset].update(decoded)
-        for result, question in zip(results, questions):
-            if question is not None:
-                for task, kind in self.types.items():
-                    if kind == "question_answering":
-                        result[task] = self.stock[task](question=question, context=result["text"])
+        asked = [number for number, question in enumerate(questions) if question is not None]
+        for name, task in self.question_tasks.items():
+            if asked:
+                answers = self._answers(task, [questions[i] for i in asked], [texts[i] for i in asked])
+                for number, answer in zip(asked, answers):
+                    results[number][name] = answer
         return results
+
+    @torch.inference_mode()
+    def _answers(self, task: QuestionAnsweringTask, questions: list[str], contexts: list[str]) -> list[dict]:
+        """The QA head's answer (text, character start/end, score) per (question, context), in windows."""
+        config = task.config
+        task.raw["predict"] = Dataset.from_dict(
+            {
+                config.question_column: questions,
+                config.context_column: contexts,
+                config.answers_column: [{"text": [], "answer_start": []}] * len(questions),
+            }
+        )
+        windows = task.encode(task.raw["predict"])
+        task.encoded["predict"] = windows
+        inputs = windows.select_columns([c for c in self.tokenizer.model_input_names if c in windows.column_names])
+        collate = task.collator()
+        predictions: list = [None] * len(windows)
+        for indices in eval_batches(task.lengths("predict"), self.batch_size):
+            batch = {name: tensor.to(self.device) for name, tensor in collate(inputs[indices]).items()}
+            output = self.model(task=task.name, **batch)
+            for index, prediction in zip(indices.tolist(), task.batch_predictions(output, batch)):
+                predictions[index] = prediction
+        return task.predicted_spans("predict", predictions)
 
     @torch.inference_mode()
     def _text_heads(self, texts: list[str]) -> list[dict[str, Any]]:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 from transformers import pipeline
 
 from mtl_nlp import MultiTaskModel
+from mtl_nlp.config import DataConfig
 from mtl_nlp.pipeline import MultiTaskPipeline
+from mtl_nlp.tasks import QuestionAnsweringConfig
 
 TEXTS = [
     "john smith flew to paris with the acme team",
@@ -17,7 +21,15 @@ TEXTS = [
 TASKS = {
     "ner": {"type": "token_classification", "id2label": ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]},
     "sentiment": {"type": "sequence_classification", "id2label": ["negative", "positive"]},
-    "qa": {"type": "question_answering"},
+    "qa": {
+        "type": "question_answering",
+        "id2label": ["start", "end"],
+        "task_config": dataclasses.asdict(
+            QuestionAnsweringConfig(
+                type="question_answering", data=DataConfig(train="train.json"), max_length=64, doc_stride=16
+            )
+        ),
+    },
 }
 
 
@@ -81,3 +93,29 @@ def test_long_texts_are_read_in_overlapping_windows(model, tiny_tokenizer):
     )
     assert_same_entities(result["ner"], stock(long_text))
     assert max(entity["end"] for entity in result["ner"]) > len(long_text) // 2
+
+
+def brute_force_answer(model, tokenizer, question, context, max_answer_length=30):
+    """The best span by trying every (start, end) pair of context tokens with the stock QA model."""
+    encoding = tokenizer(question, context, return_offsets_mapping=True, return_tensors="pt")
+    offsets = encoding.pop("offset_mapping")[0].tolist()
+    output = model.task_model("qa")(**encoding)
+    start_logits, end_logits = output.start_logits[0].tolist(), output.end_logits[0].tolist()
+    in_context = [i for i, sequence in enumerate(encoding.sequence_ids(0)) if sequence == 1]
+    best = max(
+        (start_logits[s] + end_logits[e], s, e)
+        for s in in_context
+        for e in in_context
+        if s <= e < s + max_answer_length
+    )
+    return context[offsets[best[1]][0] : offsets[best[2]][1]]
+
+
+def test_a_question_adds_the_best_answer_span_with_offsets(model, tiny_tokenizer):
+    question = "who flew to paris ?"
+    results = MultiTaskPipeline(model, tiny_tokenizer, device="cpu")(TEXTS[:2], questions=[question, None])
+    answer = results[0]["qa"]
+    assert answer["answer"] == brute_force_answer(model, tiny_tokenizer, question, TEXTS[0])
+    assert TEXTS[0][answer["start"] : answer["end"]] == answer["answer"]
+    assert 0.0 < answer["score"] <= 1.0
+    assert "qa" not in results[1] and "sentiment" in results[1]

@@ -6,11 +6,10 @@ from pathlib import Path
 
 from accelerate import Accelerator
 
-from ..config import TaskConfig, build_dataclass
 from ..errors import RecipeError
 from ..modeling import MultiTaskModel
 from ..paths import load_pretrained
-from ..tasks import Task, TaskEvaluation, build_task
+from ..tasks import Task, TaskEvaluation, task_from_spec
 from ..tokenization import load_tokenizer
 from .evaluator import evaluate_task
 from .reports import write_task_report
@@ -22,13 +21,7 @@ def saved_task(model: MultiTaskModel, model_dir: str | Path, name: str, file: st
     """Rebuild task ``name`` from the model's saved config, with its saved labels, reading ``file``."""
     if name not in model.config.tasks:
         raise RecipeError(f"--task {name}: the model has no such task; it has {', '.join(model.config.tasks)}.")
-    spec = model.config.tasks[name]
-    settings = dict(spec["task_config"])
-    settings["labels"] = spec["id2label"] or None
-    settings["data"] = {**settings["data"], "train": None, "validation": None, "test": file, "hub_dataset": None}
-    settings["data"]["max_eval_examples"] = None
-    config = build_dataclass(TaskConfig, settings, f"tasks.{name}")
-    return build_task(name, config, load_tokenizer(str(model_dir)))
+    return task_from_spec(name, model.config.tasks[name], load_tokenizer(str(model_dir)), test_file=file)
 
 
 def evaluate_file(

@@ -384,14 +384,18 @@ class QuestionAnsweringTask(Task):
         flat = pc.list_flatten(values).to_numpy(zero_copy_only=False)
         return np.split(flat, np.cumsum(pc.list_value_length(values).to_numpy(zero_copy_only=False))[:-1])
 
-    def answers(self, split: str, predictions: list[np.ndarray]) -> list[str]:
-        """Per question of the split, the predicted answer text ("" for no answer): the best span over all of
-        its windows; with v2.0, no answer when the lowest [CLS] score beats it by more than the threshold."""
+    def predicted_spans(self, split: str, predictions: list[np.ndarray]) -> list[dict[str, Any]]:
+        """Per question of the split, the predicted answer: its text ("" for no answer), character ``start`` and
+        ``end`` in the context, and ``score``, the probability of its start and end tokens within its window.
+
+        The best span over all of the question's windows wins; with v2.0 there is no answer when the lowest
+        [CLS] score beats it by more than the threshold.
+        """
         config = self.config
         encoded, contexts = self.encoded[split], self.raw[split][config.context_column]
         best_scores = np.full(len(contexts), -np.inf)
         null_scores = np.full(len(contexts), np.inf)
-        texts = [""] * len(contexts)
+        spans: list[dict[str, Any]] = [{"answer": "", "start": 0, "end": 0, "score": 0.0} for _ in contexts]
         offset_starts, offset_ends = self._ragged(split, "offset_start"), self._ragged(split, "offset_end")
         for logits, example, cls_index, offset_start, offset_end in zip(
             predictions, encoded["example_index"], encoded["cls_index"], offset_starts, offset_ends
@@ -400,11 +404,25 @@ class QuestionAnsweringTask(Task):
             span = best_span(logits[0], logits[1], offset_start >= 0, config.n_best, config.max_answer_length)
             if span is not None and span[2] > best_scores[example]:
                 start, end, best_scores[example] = span
-                texts[example] = contexts[example][offset_start[start] : offset_end[end]]
+                log_normaliser = np.logaddexp.reduce(logits, axis=1).sum()
+                char_start, char_end = int(offset_start[start]), int(offset_end[end])
+                spans[example] = {
+                    "answer": contexts[example][char_start:char_end],
+                    "start": char_start,
+                    "end": char_end,
+                    "score": float(np.exp(best_scores[example] - log_normaliser)),
+                }
         if config.version_2_with_negative:
             no_answer = null_scores - best_scores > config.null_score_diff_threshold
-            texts = ["" if none else text for text, none in zip(texts, no_answer)]
-        return texts
+            spans = [
+                {"answer": "", "start": 0, "end": 0, "score": 0.0} if none else span
+                for span, none in zip(spans, no_answer)
+            ]
+        return spans
+
+    def answers(self, split: str, predictions: list[np.ndarray]) -> list[str]:
+        """Per question of the split, the predicted answer text ("" for no answer)."""
+        return [span["answer"] for span in self.predicted_spans(split, predictions)]
 
     def evaluate(self, split: str, predictions: list[np.ndarray]) -> TaskEvaluation:
         config, raw = self.config, self.raw[split]
