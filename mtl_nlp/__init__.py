@@ -2,6 +2,7 @@
 
 from .config import RecipeConfig, load_recipe, recipe_from_dict
 from .modeling import MultiTaskConfig, MultiTaskModel
+from .pipeline import MultiTaskPipeline
 from .training.run import TrainingResult, train
 from .training.trainer import MultiTaskTrainer
 
@@ -10,6 +11,7 @@ __version__ = "0.1.0"
 __all__ = [
     "MultiTaskConfig",
     "MultiTaskModel",
+    "MultiTaskPipeline",
     "MultiTaskTrainer",
     "RecipeConfig",
     "TrainingResult",
