@@ -1,12 +1,15 @@
-"""Run a file reader through the ``datasets`` cache: the file is parsed once, later runs map the Arrow copy."""
+"""The ``datasets`` cache for readers and encoders: a file is parsed (and a split encoded) once, later runs map
+the Arrow copy — and a new version of the code that produced it is never served a stale copy."""
 
 from __future__ import annotations
 
+import inspect
 import os
 from collections.abc import Callable, Iterator
 from typing import Any
 
 from datasets import Dataset, Features
+from datasets.fingerprint import Hasher
 
 from ..errors import DataError
 
@@ -14,20 +17,34 @@ from ..errors import DataError
 def read_cached(path: str, generate: Callable[..., Iterator[dict]], features: Features, **kwargs: Any) -> Dataset:
     """The rows ``generate(path=path, file_stamp=…, **kwargs)`` yields, as a memory-mapped ``Dataset``.
 
-    ``file_stamp`` (size and modification time) only enters the cache fingerprint, so that an edited file is
-    read again; the generator ignores it. A ``DataError`` raised while generating comes out as it is, not
-    wrapped in the ``datasets`` builder's own exception. Keyword values must be hashable and not lists
-    (``datasets`` would read a list as shards).
+    ``file_stamp`` (size, modification time and the reader's code) only enters the cache fingerprint, so that
+    an edited file or a changed reader is read again; the generator ignores it. A ``DataError`` raised while
+    generating comes out as it is, not wrapped in the ``datasets`` builder's own exception. Keyword values
+    must be hashable and not lists (``datasets`` would read a list as shards).
     """
     stat = os.stat(path)
+    stamp = (stat.st_size, stat.st_mtime_ns, code_fingerprint(generate))
     try:
         return Dataset.from_generator(
-            generate,
-            features=features,
-            gen_kwargs={"path": path, "file_stamp": (stat.st_size, stat.st_mtime_ns), **kwargs},
+            generate, features=features, gen_kwargs={"path": path, "file_stamp": stamp, **kwargs}
         )
     except Exception as error:
         cause = error
         while cause is not None and not isinstance(cause, DataError):
             cause = cause.__cause__ or cause.__context__
         raise (cause or error) from None
+
+
+def code_fingerprint(function: Callable) -> str:
+    """A hash of the source of the module that defines ``function``.
+
+    ``datasets`` hashes a function imported from a package by its name only, so without this a changed reader
+    or encoder would be served the cache its previous version wrote.
+    """
+    return Hasher.hash(inspect.getsource(inspect.getmodule(function)))
+
+
+def map_cached(dataset: Dataset, function: Callable, **kwargs: Any) -> Dataset:
+    """``dataset.map(function, **kwargs)``, cached under a fingerprint that also covers ``function``'s code."""
+    fingerprint = Hasher.hash([dataset._fingerprint, code_fingerprint(function), kwargs])
+    return dataset.map(function, new_fingerprint=fingerprint, **kwargs)

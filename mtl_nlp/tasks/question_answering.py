@@ -21,6 +21,7 @@ from transformers import PreTrainedTokenizerBase
 from transformers.utils import ModelOutput
 
 from ..config import TaskConfig, option
+from ..data.cached import map_cached
 from ..errors import DataError, RecipeError
 from ..evaluation.squad import score_squad, squad_report
 from .base import Task, TaskEvaluation
@@ -309,7 +310,8 @@ class QuestionAnsweringTask(Task):
                     "problem": Value("string"),
                 }
             )
-            dataset = dataset.map(
+            dataset = map_cached(
+                dataset,
                 _check_examples,
                 batched=True,
                 with_indices=True,
@@ -358,7 +360,8 @@ class QuestionAnsweringTask(Task):
         return dataset.select(keep)
 
     def encode(self, dataset: Dataset) -> Dataset:
-        return dataset.map(
+        return map_cached(
+            dataset,
             _encode_windows,
             batched=True,
             with_indices=True,

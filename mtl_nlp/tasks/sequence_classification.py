@@ -13,6 +13,7 @@ from datasets import ClassLabel, Dataset, DatasetDict
 from transformers.utils import ModelOutput
 
 from ..config import TaskConfig, option
+from ..data.cached import map_cached
 from ..errors import DataError, RecipeError
 from ..evaluation.classification import (
     label_report,
@@ -171,7 +172,8 @@ class SequenceClassificationTask(Task):
         if self.config.problem_type == MULTI:
             values = [v for row in values for v in row]
         distinct = set() if self.config.problem_type == REGRESSION else set(values)
-        return dataset.map(
+        return map_cached(
+            dataset,
             _encode_texts,
             batched=True,
             remove_columns=dataset.column_names,

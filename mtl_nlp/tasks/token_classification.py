@@ -15,6 +15,7 @@ from datasets import ClassLabel, Dataset, DatasetDict
 from transformers.utils import ModelOutput
 
 from ..config import TaskConfig, option
+from ..data.cached import map_cached
 from ..errors import DataError
 from ..evaluation.classification import label_report, score_labels
 from ..evaluation.plots import plot_entity_f1
@@ -138,7 +139,8 @@ class TokenClassificationTask(Task):
             self._check_tag_counts(split, dataset)
             checked[split] = self._tags_as_strings(dataset)
             if self.config.tag_scheme == "iob1":
-                checked[split] = checked[split].map(
+                checked[split] = map_cached(
+                    checked[split],
                     _iob1_to_iob2_column,
                     batched=True,
                     fn_kwargs={"column": self.tags_column},
@@ -204,7 +206,8 @@ class TokenClassificationTask(Task):
         ]
 
     def encode(self, dataset: Dataset) -> Dataset:
-        return dataset.map(
+        return map_cached(
+            dataset,
             _encode_words,
             batched=True,
             remove_columns=dataset.column_names,
