@@ -7,6 +7,7 @@ import logging
 from pathlib import Path
 
 import pytest
+from conftest import toy_recipe
 from transformers import AutoModel, AutoTokenizer
 
 from mtl_nlp import MultiTaskModel, recipe_from_dict, train
@@ -47,37 +48,9 @@ def test_training_run_never_writes_or_logs_the_hub_token(
     tiny_model_dir, tmp_path, monkeypatch, caplog, capfd, from_pretrained_calls
 ):
     monkeypatch.setenv("HF_TOKEN", FAKE_TOKEN)
-    sentiment = tmp_path / "sentiment.tsv"
-    sentiment.write_text(
-        "text\tlabel\nthe film was wonderful\tpositive\nthe food arrived cold\tnegative\n"
-        "a dull , predictable plot\tnegative\nthe rooms were spotless\tpositive\n",
-        encoding="utf-8",
-    )
-    output_dir = tmp_path / "out"
-    recipe = recipe_from_dict(
-        {
-            "model": {"name_or_path": str(tiny_model_dir)},
-            "output_dir": str(output_dir),
-            "training": {"max_steps": 3, "log_every_steps": 1},
-            "tasks": {
-                "ner": {
-                    "type": "token_classification",
-                    "data": {
-                        "train": "pkg:mtl_nlp/sample_data/ner_train.conll",
-                        "validation": "pkg:mtl_nlp/sample_data/ner_dev.conll",
-                        "max_train_examples": 8,
-                        "max_eval_examples": 4,
-                    },
-                    "batch_size": 4,
-                },
-                "sentiment": {
-                    "type": "sequence_classification",
-                    "data": {"train": str(sentiment), "validation": str(sentiment)},
-                    "batch_size": 2,
-                },
-            },
-        }
-    )
+    training = {"max_steps": 3, "log_every_steps": 1}
+    recipe = recipe_from_dict(toy_recipe(tmp_path, tiny_model_dir, train_rows=8, eval_rows=4, training=training))
+    output_dir = Path(recipe.output_dir)
     caplog.set_level(logging.DEBUG)
     result = train(recipe)
 
