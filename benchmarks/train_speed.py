@@ -9,7 +9,7 @@ clipping at 1.0 (the Trainer's defaults), the same seed.
   mtl           mtl-nlp's MultiTaskTrainer (length-grouped batches, dynamic padding). Its training loop is timed as
                 train() minus validate() and save_checkpoint(), which run once, after the last step.
   bare          a plain PyTorch loop over the very same batches (mtl-nlp's sampler and encoded dataset) with
-                AutoModelForTokenClassification: forward, backward, clipping, AdamW, scheduler; nothing else.
+                AutoModelForTokenClassification: forward, backward, clipping, fused AdamW, scheduler; nothing else.
   trainer       transformers' Trainer at its defaults (random batches, DataCollatorForTokenClassification, its
                 fused AdamW), labels on the first sub-token of each word as in run_ner.py.
   mtl_defaults  mtl-nlp with its default hyper-parameters, only epochs=1.
@@ -17,7 +17,8 @@ clipping at 1.0 (the Trainer's defaults), the same seed.
 Dev F1 is entity F1 on words, seqeval default mode (= conlleval), over the CoNLL-2003 dev set: mtl-nlp's evaluator
 (eval batch 64, length-grouped) for the mtl rows; Trainer.predict at its default eval batch 8 for the trainer row.
 Padding efficiency is real ÷ total tokens in the batches fed to the model. A few untimed steps of the bare loop on
-a throwaway model warm the process up first. Prints a table and ends with one JSON line of the figures.
+a throwaway model warm the process up first. The mtl and bare loops run --repeats times each, alternating which
+goes first, each on a fresh model; their row is the run of median time (all times are in the JSON). Prints a table and ends with one JSON line of the figures.
 """
 
 from __future__ import annotations
@@ -75,6 +76,11 @@ def speed_figures(seconds: float, real: int, total: int) -> dict[str, Any]:
         "real_tokens_per_second": round(real / seconds, 1),
         "padding_efficiency": round(real / total, 4),
     }
+
+
+def median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The run of median seconds per epoch (the upper median for an even count)."""
+    return sorted(runs, key=lambda run: run["seconds_per_epoch"])[len(runs) // 2]
 
 
 def run_mtl(trainer: TimedTrainer) -> dict[str, Any]:
@@ -202,21 +208,31 @@ def main() -> None:
     parser.add_argument("--dev-size", type=int, default=None, help="First N dev sentences (default: all 3,250).")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--warmup-batches", type=int, default=5, help="Untimed bare steps first.")
+    parser.add_argument(
+        "--repeats", type=int, default=3, help="Runs of the mtl and bare loops, alternating; the median counts."
+    )
     parser.add_argument("--contenders", nargs="+", choices=CONTENDERS, default=list(CONTENDERS))
     parser.add_argument("--output-dir", default="runs/benchmarks/train_speed")
     args = parser.parse_args()
     output_dir = Path(args.output_dir)
 
-    results = {}
+    results: dict[str, Any] = {}
     recipe = ner_recipe(args.data_dir, args.train_size, args.dev_size, output_dir / "mtl", args.seed)
     tasks = prepare(recipe)
     warm_up(tasks["ner"], args.warmup_batches, args.seed)
-    trainer = build_trainer(recipe, tasks)
-    if "mtl" in args.contenders:
-        results["mtl"] = run_mtl(trainer)
-    if "bare" in args.contenders:
-        results["bare"] = run_bare(trainer)
-    del trainer, tasks
+    loops = [name for name in ("mtl", "bare") if name in args.contenders]
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in loops}
+    for repeat in range(args.repeats):
+        # Alternate which loop goes first, so that neither always inherits the other's machine state.
+        for name in loops if repeat % 2 == 0 else loops[::-1]:
+            trainer = build_trainer(recipe, tasks)
+            runs[name].append(run_mtl(trainer) if name == "mtl" else run_bare(trainer))
+            del trainer
+            gc.collect()
+    for name, figures in runs.items():
+        seconds = [run["seconds_per_epoch"] for run in figures]
+        results[name] = median_run(figures) | {"seconds_per_epoch_runs": seconds}
+    del tasks
     gc.collect()
     if "trainer" in args.contenders:
         with tempfile.TemporaryDirectory() as scratch:
@@ -267,6 +283,7 @@ def main() -> None:
                 "max_length": MAX_LENGTH,
                 "learning_rate": LEARNING_RATE,
                 "seed": args.seed,
+                "repeats": args.repeats,
                 "torch_threads": torch.get_num_threads(),
                 "results": results,
                 **summary,

@@ -52,7 +52,11 @@ class TrainingConfig:
         default=3.0,
     )
     max_steps: int | None = option("Number of optimizer steps; overrides epochs.", default=None)
-    learning_rate: float = option("Peak learning rate of AdamW.", default=5e-5)
+    learning_rate: float | Literal["auto"] = option(
+        "Peak learning rate of AdamW. 'auto' picks it from the backbone's hidden size: 2e-5 from 1024 (large "
+        "models), 5e-5 from 768 (base), 1e-4 from 512, 2e-4 below (small models such as MiniLM).",
+        default="auto",
+    )
     weight_decay: float = option("AdamW weight decay (not applied to biases and norm weights).", default=0.01)
     warmup_ratio: float = option("Fraction of the steps over which the learning rate warms up.", default=0.1)
     lr_scheduler: Literal["linear", "cosine", "constant_with_warmup"] = option(
@@ -62,6 +66,11 @@ class TrainingConfig:
     max_grad_norm: float | None = option("Clip gradients to this norm; null disables clipping.", default=1.0)
     mixed_precision: Literal["no", "fp16", "bf16"] = option(
         "Mixed precision, passed to Accelerate (fp16/bf16 need a GPU or a CPU with bf16).", default="no"
+    )
+    torch_compile: bool = option(
+        "Compile the encoder's repeated blocks (embeddings, layers) with torch.compile (inductor, dynamic "
+        "shapes); the first batches pay for compiling. On CPU it needs a C++ compiler.",
+        default=False,
     )
     seed: int = option("Seed for weights of new heads, shuffling and task sampling.", default=42)
     eval_every_steps: int = option("Evaluate every N optimizer steps (0: only at the end).", default=0)

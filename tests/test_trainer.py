@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
+import yaml
 from conftest import toy_recipe
+from safetensors import safe_open
+from transformers import BertConfig
 
 from mtl_nlp import MultiTaskModel, recipe_from_dict, train
 from mtl_nlp.errors import TrainingError
@@ -91,3 +96,40 @@ def test_uncertainty_weights_are_learned_and_logged(tmp_path, tiny_model_dir):
     train(recipe)
     records = [r for r in read_history(f"{recipe.output_dir}/metrics.jsonl") if "loss" in r]
     assert records[0]["loss_weights"] != records[-1]["loss_weights"]
+
+
+@pytest.mark.parametrize(("hidden_size", "rate"), [(1024, 2e-5), (768, 5e-5), (512, 1e-4), (384, 2e-4), (32, 2e-4)])
+def test_auto_learning_rate_follows_the_encoders_width(hidden_size, rate):
+    assert trainer_module.auto_learning_rate(BertConfig(hidden_size=hidden_size, num_attention_heads=4)) == rate
+
+
+def test_learning_rate_auto_is_the_default_and_the_saved_recipe_records_the_rate_used(tmp_path, tiny_model_dir):
+    recipe = small_recipe(tmp_path, tiny_model_dir, training={"max_steps": 2, "learning_rate": "auto"})
+    assert recipe_from_dict(toy_recipe(tmp_path, tiny_model_dir)).training.learning_rate == "auto"
+    result = train(recipe)
+    expected = trainer_module.auto_learning_rate(MultiTaskModel.from_pretrained(result.model_dir).encoder.config)
+    saved = yaml.safe_load((result.model_dir / "recipe.yaml").read_text())
+    assert saved["training"]["learning_rate"] == expected
+    first_logged = next(r for r in read_history(f"{recipe.output_dir}/metrics.jsonl") if "learning_rate" in r)
+    # Warm-up: step 1 of 2 with 10 % warm-up (one step) ends warm-up at the peak, then linear decay to 0.
+    assert first_logged["learning_rate"] == pytest.approx(expected)
+
+
+def test_torch_compile_trains_compiled_blocks_and_saves_plain_weights(tmp_path, tiny_model_dir, tiny_tokenizer):
+    torch._dynamo.reset()
+    recipe = small_recipe(tmp_path, tiny_model_dir, training={"max_steps": 4, "torch_compile": True})
+    result = train(recipe)
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] > 0
+    losses = [r["loss"] for r in read_history(f"{recipe.output_dir}/metrics.jsonl") if "loss" in r]
+    assert len(losses) == 4 and all(math.isfinite(value) for step in losses for value in step.values())
+    with safe_open(result.model_dir / "model.safetensors", framework="pt") as saved:
+        saved_keys = set(saved.keys())
+    eager = MultiTaskModel.from_pretrained(result.model_dir).eval()
+    assert saved_keys == set(eager.state_dict()) and not any("_orig_mod" in key for key in saved_keys)
+    # Compiled blocks compute what the eager ones do (dropout aside, whose random stream inductor draws itself).
+    compiled = MultiTaskModel.from_pretrained(result.model_dir).eval()
+    assert compiled.compile_encoder_blocks() == 1 + compiled.encoder.config.num_hidden_layers
+    batch = tiny_tokenizer(["the film was wonderful", "a dull , slow film"], padding=True, return_tensors="pt")
+    with torch.no_grad():
+        for task in ("ner", "sentiment"):
+            torch.testing.assert_close(compiled(task=task, **batch).logits, eager(task=task, **batch).logits)

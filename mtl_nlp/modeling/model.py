@@ -73,6 +73,16 @@ class MultiTaskModel(PreTrainedModel):
             setattr(view, name, self.encoder if name == head.base_model_prefix else module)
         return view.eval() if not self.training else view
 
+    def compile_encoder_blocks(self) -> int:
+        """Compile each of the encoder's repeated blocks (its ``_no_split_modules``: embeddings, layers) in place
+        with ``torch.compile`` (dynamic shapes), so that one compiled graph serves every layer and batch length;
+        weights and state-dict keys stay as they are. Returns how many modules were compiled."""
+        block_classes = set(self.encoder._no_split_modules or [])
+        blocks = [module for module in self.encoder.modules() if type(module).__name__ in block_classes]
+        for module in blocks or [self.encoder]:
+            module.compile(dynamic=True)
+        return len(blocks) or 1
+
     def export_task(self, task: str, out_dir: str | Path, tokenizer: PreTrainedTokenizerBase) -> Path:
         """Write ``task`` as a stock ``AutoModelFor…`` checkpoint with ``tokenizer`` (see :mod:`mtl_nlp.export`)."""
         from ..export import export_task

@@ -84,7 +84,9 @@ def train(recipe: RecipeConfig, resume: str | Path | bool = False) -> TrainingRe
     model_dir, report_dir = output_dir / "model", output_dir / "reports"
     trainer.save_model(model_dir)
     if accelerator.is_main_process:
-        recipe_text = yaml.safe_dump(recipe.to_dict(), sort_keys=False)
+        record = recipe.to_dict()
+        record["training"]["learning_rate"] = trainer.learning_rate  # the value 'auto' stood for
+        recipe_text = yaml.safe_dump(record, sort_keys=False)
         # The model directory keeps its recipe and final scores too, so that it can be published on its own.
         for directory in (output_dir, model_dir):
             (directory / RECIPE_FILE).write_text(recipe_text, encoding="utf-8")

@@ -19,7 +19,7 @@ from accelerate.utils import (
 from safetensors.torch import load_file, load_model, save_file
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
-from transformers import get_scheduler
+from transformers import PretrainedConfig, get_scheduler
 
 from ..config import RecipeConfig, TrainingConfig
 from ..data.sampling import MultiTaskBatchSampler
@@ -71,18 +71,36 @@ def build_accelerator(training: TrainingConfig) -> Accelerator:
     return accelerator
 
 
+# (smallest hidden size, peak learning rate): narrower encoders take larger steps. The values for 768 and 1024
+# are BERT's published fine-tuning choices; those below come from benchmarks/learning_rates.py on MiniLM.
+AUTO_LEARNING_RATES = ((1024, 2e-5), (768, 5e-5), (512, 1e-4), (0, 2e-4))
+
+
+def auto_learning_rate(encoder_config: PretrainedConfig) -> float:
+    """The peak learning rate ``learning_rate: auto`` picks for an encoder (by its hidden size)."""
+    return next(rate for smallest, rate in AUTO_LEARNING_RATES if encoder_config.hidden_size >= smallest)
+
+
+# Devices with a fused AdamW kernel (one pass over each parameter instead of seven): on CPU it makes the step
+# 4-6× faster than the per-tensor loop, a tenth of a training step for a MiniLM-size model.
+FUSED_ADAMW_DEVICES = ("cpu", "cuda", "mps", "xpu")
+
+
 def build_optimizer(
-    model: torch.nn.Module, training: TrainingConfig, extra_parameters: list[torch.nn.Parameter] = ()
+    model: torch.nn.Module,
+    training: TrainingConfig,
+    learning_rate: float,
+    device: torch.device,
+    extra_parameters: list[torch.nn.Parameter] = (),
 ) -> torch.optim.AdamW:
-    """AdamW with weight decay on weight matrices only (not on biases, norm weights or ``extra_parameters``,
-    such as a loss weighting's)."""
+    """AdamW at peak ``learning_rate`` with weight decay on weight matrices only (not on biases, norm weights or
+    ``extra_parameters``, such as a loss weighting's); fused on ``device`` where PyTorch has the kernel."""
     parameters = [p for p in model.parameters() if p.requires_grad]
     groups = [
         {"params": [p for p in parameters if p.ndim >= 2], "weight_decay": training.weight_decay},
         {"params": [p for p in parameters if p.ndim < 2] + list(extra_parameters), "weight_decay": 0.0},
     ]
-    fused = torch.cuda.is_available() and all(p.is_cuda for p in parameters)
-    return torch.optim.AdamW(groups, lr=training.learning_rate, fused=fused or None)
+    return torch.optim.AdamW(groups, lr=learning_rate, fused=device.type in FUSED_ADAMW_DEVICES or None)
 
 
 class MultiTaskTrainer:
@@ -125,13 +143,21 @@ class MultiTaskTrainer:
             recipe.weighting, {name: task.config.loss_weight for name, task in tasks.items()}
         ).to(device)
         self.aggregator = self._gradient_aggregator()
-        optimizer = build_optimizer(model, self.training, extra_parameters=list(self.weighting.parameters()))
+        self.learning_rate = self.training.learning_rate
+        if self.learning_rate == "auto":
+            self.learning_rate = auto_learning_rate(model.encoder.config)
+            logger.info("Learning rate %g (auto, hidden size %d)", self.learning_rate, model.encoder.config.hidden_size)
+        optimizer = build_optimizer(
+            model, self.training, self.learning_rate, device, extra_parameters=list(self.weighting.parameters())
+        )
         self.scheduler = get_scheduler(
             self.training.lr_scheduler,
             optimizer,
             num_warmup_steps=math.ceil(self.training.warmup_ratio * self.total_steps),
             num_training_steps=self.total_steps,
         )
+        if self.training.torch_compile:
+            model.compile_encoder_blocks()
         self.model, self.optimizer = self.accelerator.prepare(model, optimizer)
         self.history = TrainingHistory(self.output_dir / "metrics.jsonl", enabled=self.accelerator.is_main_process)
         self.selection = ModelSelection(patience=self.training.early_stopping_patience)
