@@ -18,7 +18,8 @@ Dev F1 is entity F1 on words, seqeval default mode (= conlleval), over the CoNLL
 (eval batch 64, length-grouped) for the mtl rows; Trainer.predict at its default eval batch 8 for the trainer row.
 Padding efficiency is real ÷ total tokens in the batches fed to the model. A few untimed steps of the bare loop on
 a throwaway model warm the process up first. The mtl and bare loops run --repeats times each, alternating which
-goes first, each on a fresh model; their row is the run of median time (all times are in the JSON). Prints a table and ends with one JSON line of the figures.
+goes first, each on a fresh model; their row is the run of median time (all times are in the JSON). Prints a
+table and ends with one JSON line of the figures.
 """
 
 from __future__ import annotations
