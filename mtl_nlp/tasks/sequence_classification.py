@@ -15,15 +15,6 @@ from transformers.utils import ModelOutput
 from ..config import TaskConfig, option
 from ..data.cached import map_cached
 from ..errors import DataError, RecipeError
-from ..evaluation.classification import (
-    label_report,
-    multi_label_report,
-    regression_report,
-    score_labels,
-    score_multi_label,
-    score_regression,
-)
-from ..evaluation.plots import plot_confusion_matrix
 from .base import Task, TaskEvaluation
 
 SINGLE, MULTI, REGRESSION = "single_label_classification", "multi_label_classification", "regression"
@@ -198,12 +189,23 @@ class SequenceClassificationTask(Task):
         path = directory / f"{self.name}.{evaluation.split}.confusion.png"
         gold, predicted = evaluation.extras["gold"], evaluation.extras["predicted"]
         title = f"{self.name} / {evaluation.split}: confusion matrix"
+        from ..evaluation.plots import plot_confusion_matrix  # on use: see mtl_nlp.evaluation
+
         return [plot_confusion_matrix(gold, predicted, self.labels, path, title)]
 
     def batch_predictions(self, output: ModelOutput, batch: dict[str, torch.Tensor]) -> list[np.ndarray]:
         return list(output.logits.float().cpu().numpy())
 
     def evaluate(self, split: str, predictions: list[np.ndarray]) -> TaskEvaluation:
+        from ..evaluation.classification import (  # on use: see mtl_nlp.evaluation
+            label_report,
+            multi_label_report,
+            regression_report,
+            score_labels,
+            score_multi_label,
+            score_regression,
+        )
+
         logits = np.stack(predictions)
         gold = np.asarray(self.encoded[split]["labels"])
         texts = self.raw[split][self.config.text_column]

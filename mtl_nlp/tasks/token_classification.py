@@ -17,10 +17,7 @@ from transformers.utils import ModelOutput
 from ..config import TaskConfig, option
 from ..data.cached import map_cached
 from ..errors import DataError
-from ..evaluation.classification import label_report, score_labels
-from ..evaluation.plots import plot_entity_f1
 from ..evaluation.schemes import PREFIXES, iob1_to_iob2, iob2_to_iob1
-from ..evaluation.sequence_labeling import entity_report, score_entities
 from .base import Task, TaskEvaluation
 
 
@@ -228,6 +225,8 @@ class TokenClassificationTask(Task):
             return []
         path = directory / f"{self.name}.{evaluation.split}.entity_f1.png"
         title = f"{self.name} / {evaluation.split}: F1 per entity type"
+        from ..evaluation.plots import plot_entity_f1  # on use: see mtl_nlp.evaluation
+
         return [plot_entity_f1(evaluation.metrics["per_type"], path, title)]
 
     def batch_predictions(self, output: ModelOutput, batch: dict[str, torch.Tensor]) -> list[np.ndarray]:
@@ -255,6 +254,9 @@ class TokenClassificationTask(Task):
         return {"words_without_subtokens": sum(self.encoded[split]["words_without_subtokens"])}
 
     def evaluate(self, split: str, predictions: list[np.ndarray]) -> TaskEvaluation:
+        from ..evaluation.classification import label_report, score_labels  # on use: see mtl_nlp.evaluation
+        from ..evaluation.sequence_labeling import entity_report, score_entities
+
         predicted = self.word_predictions(split, predictions)
         raw = self.raw[split]
         gold = raw[self.tags_column]

@@ -11,7 +11,6 @@ from accelerate.utils import set_seed
 
 from ..config import RecipeConfig
 from ..errors import TrainingError
-from ..evaluation.plots import plot_training_curves
 from ..evaluation.reports import summary_table, write_eval_results, write_summary, write_task_report
 from ..modeling import MultiTaskModel
 from ..tasks import Task, TaskEvaluation, build_task
@@ -96,6 +95,8 @@ def train(recipe: RecipeConfig, resume: str | Path | bool = False) -> TrainingRe
             tasks[evaluation.task].plot(evaluation, report_dir)
         write_summary(report_dir, evaluations)
         headlines = {e.task: e.headline for e in evaluations}
+        from ..evaluation.plots import plot_training_curves  # on use: see mtl_nlp.evaluation
+
         plot_training_curves(trainer.history.records, headlines, report_dir / "training_curves.png")
         print(f"\n{summary_table(evaluations)}\nModel: {model_dir}\nReports: {report_dir}")
     accelerator.wait_for_everyone()
