@@ -186,11 +186,11 @@ class SequenceClassificationTask(Task):
     def plot(self, evaluation: TaskEvaluation, directory: Path) -> list[Path]:
         if "predicted" not in evaluation.extras:
             return []
+        from ..evaluation.plots import plot_confusion_matrix  # on use: see mtl_nlp.evaluation
+
         path = directory / f"{self.name}.{evaluation.split}.confusion.png"
         gold, predicted = evaluation.extras["gold"], evaluation.extras["predicted"]
         title = f"{self.name} / {evaluation.split}: confusion matrix"
-        from ..evaluation.plots import plot_confusion_matrix  # on use: see mtl_nlp.evaluation
-
         return [plot_confusion_matrix(gold, predicted, self.labels, path, title)]
 
     def batch_predictions(self, output: ModelOutput, batch: dict[str, torch.Tensor]) -> list[np.ndarray]:

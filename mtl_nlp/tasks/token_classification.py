@@ -223,10 +223,10 @@ class TokenClassificationTask(Task):
     def plot(self, evaluation: TaskEvaluation, directory: Path) -> list[Path]:
         if "per_type" not in evaluation.metrics:
             return []
-        path = directory / f"{self.name}.{evaluation.split}.entity_f1.png"
-        title = f"{self.name} / {evaluation.split}: F1 per entity type"
         from ..evaluation.plots import plot_entity_f1  # on use: see mtl_nlp.evaluation
 
+        path = directory / f"{self.name}.{evaluation.split}.entity_f1.png"
+        title = f"{self.name} / {evaluation.split}: F1 per entity type"
         return [plot_entity_f1(evaluation.metrics["per_type"], path, title)]
 
     def batch_predictions(self, output: ModelOutput, batch: dict[str, torch.Tensor]) -> list[np.ndarray]:

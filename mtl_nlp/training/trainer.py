@@ -81,8 +81,8 @@ def auto_learning_rate(encoder_config: PretrainedConfig) -> float:
     return next(rate for smallest, rate in AUTO_LEARNING_RATES if encoder_config.hidden_size >= smallest)
 
 
-# Devices with a fused AdamW kernel (one pass over each parameter instead of seven): on CPU it makes the step
-# 4-6× faster than the per-tensor loop, a tenth of a training step for a MiniLM-size model.
+# Devices with a fused AdamW kernel (one pass over each parameter instead of several): on CPU the step of a
+# MiniLM-size model is over 4× faster than the per-tensor loop, which took 18 % of a training step.
 FUSED_ADAMW_DEVICES = ("cpu", "cuda", "mps", "xpu")
 
 
