@@ -76,6 +76,10 @@ def _train_tokenizer(directory: Path) -> BertTokenizerFast:
     return fast
 
 
+# The size of every tiny random encoder the tests build: 2 layers, hidden 32.
+TINY_ENCODER_SIZE = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64}
+
+
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A directory holding a tiny random BERT (2 layers, hidden 32) and its WordPiece tokenizer."""
@@ -83,10 +87,7 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     tokenizer = _train_tokenizer(directory)
     config = BertConfig(
         vocab_size=len(tokenizer),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
+        **TINY_ENCODER_SIZE,
         max_position_embeddings=128,
     )
     BertModel(config).save_pretrained(directory)
@@ -111,10 +112,7 @@ def tiny_roberta_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     tokenizer.save_pretrained(directory)
     config = RobertaConfig(
         vocab_size=len(tokenizer),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
+        **TINY_ENCODER_SIZE,
         max_position_embeddings=66,  # RoBERTa's positions start after the padding index
         pad_token_id=tokenizer.pad_token_id,
         bos_token_id=tokenizer.bos_token_id,

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 import torch
-from conftest import assert_same_logits
+from conftest import TINY_ENCODER_SIZE, assert_same_logits
 from transformers import (
     AutoConfig,
     AutoModelForQuestionAnswering,
@@ -161,10 +161,7 @@ def test_an_architecture_whose_stock_head_differs_is_refused(tmp_path, tiny_toke
     # shared encoder cannot do: the weights re-key exactly, but the outputs differ, so there is no stock twin.
     config = LongformerConfig(
         vocab_size=len(tiny_tokenizer),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
+        **TINY_ENCODER_SIZE,
         attention_window=4,
         max_position_embeddings=80,
     )
