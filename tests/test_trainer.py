@@ -52,6 +52,29 @@ def test_a_non_finite_loss_skips_the_update_and_is_counted(tmp_path, tiny_model_
     assert all(torch.isfinite(tensor).all() for tensor in weights.values())
 
 
+def test_a_non_finite_micro_batch_drops_the_whole_accumulated_update(tmp_path, tiny_model_dir, monkeypatch):
+    poison(monkeypatch, lambda task, call: call == 1)
+    finite_gradients = []
+    step = torch.optim.AdamW.step
+
+    def checked_step(optimizer, *args, **kwargs):
+        gradients = [p.grad for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+        finite_gradients.append(all(torch.isfinite(gradient).all() for gradient in gradients))
+        return step(optimizer, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.AdamW, "step", checked_step)
+    recipe = small_recipe(tmp_path, tiny_model_dir, training={"max_steps": 3, "gradient_accumulation_steps": 4})
+    result = train(recipe)
+    records = [r for r in read_history(f"{recipe.output_dir}/metrics.jsonl") if "loss" in r]
+    # The poisoned batch opened the first window of 4, so 3 updates took 4 windows: 16 batches, 4 per epoch.
+    assert records[-1]["skipped_steps"] == 1
+    assert records[-1]["epoch"] == pytest.approx(16 / 4)
+    # No update for the poisoned window, and none of its gradients left over for the next.
+    assert finite_gradients == [True] * 3
+    weights = MultiTaskModel.from_pretrained(result.model_dir).state_dict()
+    assert all(torch.isfinite(tensor).all() for tensor in weights.values())
+
+
 def test_repeated_non_finite_losses_stop_the_run_naming_task_and_step(tmp_path, tiny_model_dir, monkeypatch):
     poison(monkeypatch, lambda task, call: call > 1)
     recipe = small_recipe(

@@ -123,6 +123,7 @@ class MultiTaskTrainer:
         self.recipe = recipe
         self.training = recipe.training
         self.tasks = tasks
+        self.task_names = list(tasks)
         self.accelerator = accelerator or build_accelerator(self.training)
         self.output_dir = Path(recipe.output_dir)
         set_seed(self.training.seed)
@@ -168,6 +169,8 @@ class MultiTaskTrainer:
         self.consecutive_skipped = 0
         self.loss_sums = {name: 0.0 for name in tasks}
         self.loss_counts = dict.fromkeys(tasks, 0)
+        # Index of the first task with a non-finite loss in the accumulation window (-1: none), on the device.
+        self.window_nonfinite = torch.tensor(-1, device=device)
 
     def _gradient_aggregator(self) -> torch.nn.Module | None:
         method = self.recipe.weighting.gradient_method
@@ -235,10 +238,11 @@ class MultiTaskTrainer:
         window = self.recipe.weighting.window_steps or self.sampler.steps_per_epoch
         while self.step < self.total_steps:
             with accelerator.accumulate(self.model):
-                nonfinite = self._forward_backward(batches)
+                self._forward_backward(batches)
                 if not accelerator.sync_gradients:
                     continue
-                if self._any_rank(nonfinite):
+                nonfinite = self._take_nonfinite()
+                if nonfinite is not None:
                     self.optimizer.zero_grad(set_to_none=True)
                     self._skip_step(nonfinite)
                     continue
@@ -282,18 +286,18 @@ class MultiTaskTrainer:
         load_model(self.accelerator.unwrap_model(self.model), self.best_model_dir / "model.safetensors")
         return self.evaluate("validation")
 
-    def _forward_backward(self, batches: Iterator[tuple[str, dict[str, torch.Tensor]]]) -> str | None:
+    def _forward_backward(self, batches: Iterator[tuple[str, dict[str, torch.Tensor]]]) -> None:
         """Run one micro-step (a batch, or one batch per task in all_tasks mode) forward and backward.
 
-        Returns the first task whose loss was not finite, if any.
+        Records the losses, and the accumulation window's first non-finite one on the device.
         """
         losses = {}
-        nonfinite = None
         for _ in range(self.sampler.batches_per_step):
             task, batch = next(batches)
             loss = self.model(task=task, **batch).loss
-            if nonfinite is None and not torch.isfinite(loss.detach()):
-                nonfinite = task
+            index = self.task_names.index(task)
+            seen = self.window_nonfinite >= 0
+            self.window_nonfinite = torch.where(seen | torch.isfinite(loss.detach()), self.window_nonfinite, index)
             self.loss_sums[task] += float(loss.detach())
             self.loss_counts[task] += 1
             if self.aggregator is None:
@@ -305,19 +309,26 @@ class MultiTaskTrainer:
             scale = 1.0 / self.training.gradient_accumulation_steps
             weighted = [self.weighting({task: loss}) * scale for task, loss in losses.items()]
             combined_backward(weighted, [p for p in self.model.parameters() if p.requires_grad], self.aggregator)
-        return nonfinite
 
-    def _any_rank(self, nonfinite: str | None) -> bool:
-        """Whether any rank saw a non-finite loss (all ranks must skip the same steps)."""
-        flag = torch.tensor(float(nonfinite is not None), device=self.accelerator.device)
+    def _take_nonfinite(self) -> str | None:
+        """Where a loss of the accumulation window just closed was not finite (``"task ner"``, or ``"another
+        process"``: all ranks skip the same steps), or None when all were finite; then opens the next window.
+
+        The optimizer step's one wait for the device: the host must know whether to update.
+        """
+        first = self.window_nonfinite
+        self.window_nonfinite = torch.full_like(first, -1)
+        anywhere = (first >= 0).long()
         if self.accelerator.num_processes > 1:
-            flag = self.accelerator.reduce(flag, reduction="sum")
-        return bool(flag > 0)
+            anywhere = self.accelerator.reduce(anywhere, reduction="sum")
+        first, anywhere = torch.stack([first, anywhere]).tolist()
+        if not anywhere:
+            return None
+        return f"task {self.task_names[first]}" if first >= 0 else "another process"
 
-    def _skip_step(self, task: str | None) -> None:
+    def _skip_step(self, where: str) -> None:
         self.skipped_steps += 1
         self.consecutive_skipped += 1
-        where = f"task {task}" if task else "another process"
         logger.warning("Step %d: non-finite loss (%s); the update is skipped", self.step + 1, where)
         if self.consecutive_skipped >= self.training.max_nonfinite_steps:
             raise TrainingError(
