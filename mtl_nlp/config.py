@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import os
 import re
 import types
@@ -23,8 +24,48 @@ from .errors import RecipeError
 DATA_SPLITS = ("train", "validation", "test")
 
 
-def option(text: str, **kwargs: Any) -> Any:
-    return field(metadata={"help": text}, **kwargs)
+@dataclass(frozen=True)
+class Range:
+    """The numbers a recipe key accepts: ``minimum`` (excluded when ``exclusive_minimum``) to ``maximum``."""
+
+    minimum: float | None = None
+    maximum: float | None = None
+    exclusive_minimum: bool = False
+
+    def __contains__(self, value: float) -> bool:
+        if not math.isfinite(value):
+            return False
+        if self.minimum is not None and (value <= self.minimum if self.exclusive_minimum else value < self.minimum):
+            return False
+        return self.maximum is None or value <= self.maximum
+
+    def __str__(self) -> str:
+        low = None
+        if self.minimum is not None:
+            low = f"greater than {self.minimum}" if self.exclusive_minimum else f"at least {self.minimum}"
+        if self.maximum is None:
+            return low or "any finite number"
+        if low is None:
+            return f"at most {self.maximum}"
+        if self.exclusive_minimum:
+            return f"{low} and at most {self.maximum}"
+        return f"from {self.minimum} to {self.maximum}"
+
+
+def option(
+    text: str,
+    *,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    exclusive_minimum: bool = False,
+    **kwargs: Any,
+) -> Any:
+    """A recipe key: ``text`` documents it; ``minimum``/``maximum`` bound its numbers (every number of a list or
+    mapping), checked when a recipe is loaded (:func:`build_dataclass`); ``kwargs`` go to ``dataclasses.field``."""
+    metadata: dict[str, Any] = {"help": text}
+    if minimum is not None or maximum is not None:
+        metadata["range"] = Range(minimum, maximum, exclusive_minimum)
+    return field(metadata=metadata, **kwargs)
 
 
 @dataclass
@@ -50,20 +91,32 @@ class TrainingConfig:
         "Passes over the data. An epoch has as many batches as one pass over every task's training data takes "
         "(in all_tasks sampling mode: one pass over the largest task). Ignored when max_steps is set.",
         default=3.0,
+        minimum=0,
+        exclusive_minimum=True,
     )
-    max_steps: int | None = option("Number of optimizer steps; overrides epochs.", default=None)
+    max_steps: int | None = option(
+        "Number of optimizer steps; overrides epochs (null: train by epochs).", default=None, minimum=1
+    )
     learning_rate: float | Literal["auto"] = option(
         "Peak learning rate of AdamW. 'auto' picks it from the backbone's hidden size: 2e-5 from 1024 (large "
         "models), 5e-5 from 768 (base), 1e-4 from 512, 2e-4 below (small models such as MiniLM).",
         default="auto",
+        minimum=0,
+        exclusive_minimum=True,
     )
-    weight_decay: float = option("AdamW weight decay (not applied to biases and norm weights).", default=0.01)
-    warmup_ratio: float = option("Fraction of the steps over which the learning rate warms up.", default=0.1)
+    weight_decay: float = option(
+        "AdamW weight decay (not applied to biases and norm weights).", default=0.01, minimum=0
+    )
+    warmup_ratio: float = option(
+        "Fraction of the steps over which the learning rate warms up.", default=0.1, minimum=0, maximum=1
+    )
     lr_scheduler: Literal["linear", "cosine", "constant_with_warmup"] = option(
         "Learning-rate schedule after warm-up.", default="linear"
     )
-    gradient_accumulation_steps: int = option("Batches accumulated into one optimizer step.", default=1)
-    max_grad_norm: float | None = option("Clip gradients to this norm; null disables clipping.", default=1.0)
+    gradient_accumulation_steps: int = option("Batches accumulated into one optimizer step.", default=1, minimum=1)
+    max_grad_norm: float | None = option(
+        "Clip gradients to this norm; null disables clipping.", default=1.0, minimum=0, exclusive_minimum=True
+    )
     mixed_precision: Literal["no", "fp16", "bf16"] = option(
         "Mixed precision, passed to Accelerate (fp16/bf16 need a GPU or a CPU with bf16).", default="no"
     )
@@ -72,28 +125,37 @@ class TrainingConfig:
         "shapes); the first batches pay for compiling. On CPU it needs a C++ compiler.",
         default=False,
     )
-    seed: int = option("Seed for weights of new heads, shuffling and task sampling.", default=42)
-    eval_every_steps: int = option("Evaluate every N optimizer steps (0: only at the end).", default=0)
-    eval_batch_size: int = option("Evaluation batch size (eval batches are grouped by length).", default=64)
-    log_every_steps: int = option("Log averaged per-task losses every N optimizer steps.", default=25)
+    seed: int = option(
+        "Seed for weights of new heads, shuffling and task sampling (NumPy's range).",
+        default=42,
+        minimum=0,
+        maximum=2**32 - 1,
+    )
+    eval_every_steps: int = option("Evaluate every N optimizer steps (0: only at the end).", default=0, minimum=0)
+    eval_batch_size: int = option("Evaluation batch size (eval batches are grouped by length).", default=64, minimum=1)
+    log_every_steps: int = option("Log averaged per-task losses every N optimizer steps.", default=25, minimum=1)
     early_stopping_patience: int | None = option(
-        "Stop after this many evaluations without a better aggregate score (null: never stop early).", default=None
+        "Stop after this many evaluations without a better aggregate score (null: never stop early).",
+        default=None,
+        minimum=1,
     )
     load_best_at_end: bool = option(
         "End with the weights of the best evaluation (aggregate score), not the last step's.", default=True
     )
-    dataloader_workers: int = option("Worker processes that prepare batches (0: in the main process).", default=0)
+    dataloader_workers: int = option(
+        "Worker processes that prepare batches (0: in the main process).", default=0, minimum=0
+    )
     save_every_steps: int = option(
-        "Write a resumable checkpoint every N optimizer steps (0: only at the end of training).", default=500
+        "Write a resumable checkpoint every N optimizer steps (0: only at the end of training).",
+        default=500,
+        minimum=0,
     )
-    save_total_limit: int = option("Keep the last K checkpoints (the best model is kept apart).", default=2)
+    save_total_limit: int = option("Keep the last K checkpoints (the best model is kept apart).", default=2, minimum=1)
     max_nonfinite_steps: int = option(
-        "Stop after this many consecutive steps with a non-finite loss (each such step is skipped).", default=5
+        "Stop after this many consecutive steps with a non-finite loss (each such step is skipped).",
+        default=5,
+        minimum=1,
     )
-
-    def __post_init__(self) -> None:
-        if self.save_total_limit < 1:
-            raise RecipeError(f"save_total_limit: keep at least 1 checkpoint, got {self.save_total_limit}.")
 
 
 @dataclass
@@ -106,14 +168,20 @@ class SamplingConfig:
         "to 0.2 over the epochs (Stickland & Murray 2019).",
         default="proportional",
     )
-    temperature: float = option("T of the temperature strategy (1 = proportional, large → uniform).", default=2.0)
+    temperature: float = option(
+        "T of the temperature strategy (1 = proportional, large → uniform).",
+        default=2.0,
+        minimum=0,
+        exclusive_minimum=True,
+    )
     example_cap: int | None = option(
         "Count at most this many examples per task when computing probabilities (temperature, proportional, "
         "annealed), so one huge task cannot crowd out the others.",
         default=None,
+        minimum=1,
     )
     probabilities: dict[str, float] | None = option(
-        "Task name → sampling probability for the fixed strategy (normalised to sum to 1).", default=None
+        "Task name → sampling probability for the fixed strategy (normalised to sum to 1).", default=None, minimum=0
     )
     mode: Literal["one_task", "all_tasks"] = option(
         "one_task: each batch holds one task, drawn by the strategy; all_tasks: each optimizer step sees one "
@@ -125,14 +193,10 @@ class SamplingConfig:
     )
 
     def __post_init__(self) -> None:
-        if self.temperature <= 0:
-            raise RecipeError(f"temperature: must be positive, got {self.temperature}.")
-        if self.example_cap is not None and self.example_cap < 1:
-            raise RecipeError(f"example_cap: must be at least 1, got {self.example_cap}.")
         if self.strategy == "fixed" and not self.probabilities:
             raise RecipeError("probabilities: the fixed strategy needs a probability for every task.")
-        if self.probabilities and (min(self.probabilities.values()) < 0 or sum(self.probabilities.values()) <= 0):
-            raise RecipeError("probabilities: must be non-negative with a positive sum.")
+        if self.probabilities and sum(self.probabilities.values()) <= 0:
+            raise RecipeError("probabilities: give at least one task a probability greater than 0.")
 
 
 @dataclass
@@ -144,9 +208,13 @@ class WeightingConfig:
         "Weight Average (Liu et al. 2019). All multiply by loss_weight too.",
         default="static",
     )
-    dwa_temperature: float = option("T of DWA's softmax over loss ratios (larger: more uniform).", default=2.0)
+    dwa_temperature: float = option(
+        "T of DWA's softmax over loss ratios (larger: more uniform).", default=2.0, minimum=0, exclusive_minimum=True
+    )
     window_steps: int | None = option(
-        "Optimizer steps over which DWA averages the losses (null: one epoch, as in the paper).", default=None
+        "Optimizer steps over which DWA averages the losses (null: one epoch, as in the paper).",
+        default=None,
+        minimum=1,
     )
     gradient_method: (
         Literal["upgrad", "dualproj", "pcgrad", "imtl_g", "mgda", "aligned_mtl", "gradvac", "cagrad"] | None
@@ -158,10 +226,6 @@ class WeightingConfig:
     )
 
     def __post_init__(self) -> None:
-        if self.dwa_temperature <= 0:
-            raise RecipeError(f"dwa_temperature: must be positive, got {self.dwa_temperature}.")
-        if self.window_steps is not None and self.window_steps < 1:
-            raise RecipeError(f"window_steps: must be at least 1, got {self.window_steps}.")
         if self.gradient_method and self.method != "static":
             raise RecipeError("gradient_method: combine gradients with method: static (the loss_weights still apply).")
 
@@ -188,8 +252,12 @@ class DataConfig:
         "Names of the whitespace-separated columns of CoNLL files, in order.",
         default_factory=lambda: ["tokens", "pos", "chunk", "ner"],
     )
-    max_train_examples: int | None = option("Use only the first N training examples.", default=None)
-    max_eval_examples: int | None = option("Use only the first N validation/test examples.", default=None)
+    max_train_examples: int | None = option(
+        "Use only the first N training examples (null: all).", default=None, minimum=1
+    )
+    max_eval_examples: int | None = option(
+        "Use only the first N validation/test examples (null: all).", default=None, minimum=1
+    )
 
     def files(self) -> dict[str, str]:
         """The local files per split, with ``pkg:`` paths resolved."""
@@ -206,18 +274,19 @@ class TaskConfig:
     type: str = option("Task type: token_classification, sequence_classification or question_answering.")
     data: DataConfig = option("Where the examples come from.")
     labels: list[str] | None = option("Label names in order; read from the training data when omitted.", default=None)
-    batch_size: int = option("Training batch size per device.", default=32)
+    batch_size: int = option("Training batch size per device.", default=32, minimum=1)
     max_length: int | None = option(
-        "Longest input in sub-word tokens; default: the tokenizer's limit (at most 512).", default=None
+        "Longest input in sub-word tokens; default: the tokenizer's limit (at most 512).", default=None, minimum=1
     )
-    loss_weight: float = option("This task's loss is multiplied by this weight.", default=1.0)
+    loss_weight: float = option("This task's loss is multiplied by this weight.", default=1.0, minimum=0)
     selection_weight: float = option(
-        "Weight of this task's headline metric in the aggregate score that picks the best checkpoint.", default=1.0
+        "Weight of this task's headline metric in the aggregate score that picks the best checkpoint.",
+        default=1.0,
+        minimum=0,
     )
 
     def __post_init__(self) -> None:
-        if self.batch_size < 1:
-            raise RecipeError(f"batch_size: must be at least 1, got {self.batch_size}.")
+        """Cross-key checks of a task type (each type's own); ranges of single keys are checked on loading."""
 
 
 @dataclass
@@ -331,8 +400,38 @@ def _convert(value: Any, annotation: Any, where: str) -> Any:
     return value
 
 
+def _other_choices(annotation: Any) -> str:
+    """What a ranged key takes besides numbers (null, fixed words such as 'auto'), as ``' or null'``."""
+    if typing.get_origin(annotation) not in (typing.Union, types.UnionType):
+        return ""
+    choices = []
+    for arg in typing.get_args(annotation):
+        if arg is type(None):
+            choices.append("null")
+        elif typing.get_origin(arg) is Literal:
+            choices += map(repr, typing.get_args(arg))
+    return "".join(f" or {choice}" for choice in choices)
+
+
+def _check_range(value: Any, bounds: Range, annotation: Any, where: str) -> None:
+    """A key's number, or each number of its list or mapping, must lie in ``bounds``."""
+    if isinstance(value, dict):
+        items, others = {f"{where}.{key}": item for key, item in value.items()}, ""
+    elif isinstance(value, list):
+        items, others = {f"{where}[{i}]": item for i, item in enumerate(value)}, ""
+    else:
+        items, others = {where: value}, _other_choices(annotation)
+    for place, item in items.items():
+        if isinstance(item, (int, float)) and not isinstance(item, bool) and item not in bounds:
+            raise RecipeError(
+                f"{place}: must be {bounds}{others}, got {item!r}. Set it in that range (docs/recipes.md lists the "
+                "range of every key)."
+            )
+
+
 def build_dataclass(cls: type, values: Any, where: str = "") -> Any:
-    """Build dataclass ``cls`` from a mapping, rejecting unknown keys (with a suggestion) and wrong types."""
+    """Build dataclass ``cls`` from a mapping, rejecting unknown keys (with a suggestion), wrong types and numbers
+    outside a key's range (declared with :func:`option`)."""
     prefix = f"{where}." if where else ""
     if values is None:
         values = {}
@@ -347,6 +446,8 @@ def build_dataclass(cls: type, values: Any, where: str = "") -> Any:
         if key not in fields:
             raise _unknown_key_error(prefix, str(key), list(fields))
         kwargs[key] = _convert(value, hints[key], f"{prefix}{key}")
+        if "range" in fields[key].metadata:
+            _check_range(kwargs[key], fields[key].metadata["range"], hints[key], f"{prefix}{key}")
     missing = [
         name
         for name, f in fields.items()

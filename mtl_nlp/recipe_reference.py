@@ -34,14 +34,17 @@ def _default(field: dataclasses.Field) -> str:
 
 
 def section_table(cls: type, prefix: str, skip: tuple[str, ...] = ()) -> str:
-    """A Markdown table of one dataclass's keys: name, type, default and help."""
+    """A Markdown table of one dataclass's keys: name, type, default, range of its numbers and help."""
     hints = typing.get_type_hints(cls)
-    rows = ["| key | type | default | meaning |", "|---|---|---|---|"]
+    rows = ["| key | type | default | range | meaning |", "|---|---|---|---|---|"]
     for field in dataclasses.fields(cls):
         if field.name in skip:
             continue
         help_text = field.metadata.get("help", "").replace("|", "\\|")
-        rows.append(f"| `{prefix}{field.name}` | {_type_name(hints[field.name])} | {_default(field)} | {help_text} |")
+        bounds = field.metadata.get("range", "")
+        rows.append(
+            f"| `{prefix}{field.name}` | {_type_name(hints[field.name])} | {_default(field)} | {bounds} | {help_text} |"
+        )
     return "\n".join(rows)
 
 
@@ -53,7 +56,8 @@ def recipe_reference() -> str:
         "# Recipe reference",
         "",
         "Generated from the recipe classes by `python scripts/make_recipe_reference.py`; every key, its type, "
-        "default and meaning. Keys can be overridden on the command line: `mtl-nlp train RECIPE "
+        "default, range (checked when the recipe loads; a range applies to every number of a list or mapping) "
+        "and meaning. Keys can be overridden on the command line: `mtl-nlp train RECIPE "
         "training.learning_rate=3e-5 tasks.ner.batch_size=16`. Text values may use `${VAR}` or "
         "`${VAR:-default}` to read environment variables.",
         "",

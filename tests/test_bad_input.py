@@ -295,6 +295,30 @@ ROWS = [
         RecipeError,
         r"recipe\.yaml: training\.mixed_precision: 'fp8' is not allowed; choose one of 'no', 'fp16', 'bf16'",
     ),
+    Row(
+        "number-out-of-range",
+        lambda ctx: recipe(ctx, MINIMAL_TASKS + "training:\n  warmup_ratio: 1.5\n"),
+        RecipeError,
+        r"recipe\.yaml: training\.warmup_ratio: must be from 0 to 1, got 1\.5\. Set it in that range",
+    ),
+    Row(
+        "zero-interval",
+        lambda ctx: recipe(ctx, MINIMAL_TASKS + "training:\n  log_every_steps: 0\n"),
+        RecipeError,
+        r"recipe\.yaml: training\.log_every_steps: must be at least 1, got 0\. Set it in that range",
+    ),
+    Row(
+        "zero-where-null-is-meant",
+        lambda ctx: recipe(ctx, MINIMAL_TASKS + "training:\n  max_steps: 0\n"),
+        RecipeError,
+        r"recipe\.yaml: training\.max_steps: must be at least 1 or null, got 0\. Set it in that range",
+    ),
+    Row(
+        "negative-task-setting",
+        lambda ctx: recipe(ctx, MINIMAL_TASKS + "    loss_weight: -1\n"),
+        RecipeError,
+        r"recipe\.yaml: tasks\.ner\.loss_weight: must be at least 0, got -1\.0\. Set it in that range",
+    ),
     # Models
     Row(
         "model-path-missing",
