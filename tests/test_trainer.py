@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 
 import pytest
@@ -11,7 +12,7 @@ from conftest import toy_recipe
 from safetensors import safe_open
 from transformers import BertConfig
 
-from mtl_nlp import MultiTaskModel, recipe_from_dict, train
+from mtl_nlp import MultiTaskModel, MultiTaskTrainer, recipe_from_dict, train
 from mtl_nlp.errors import TrainingError
 from mtl_nlp.training import trainer as trainer_module
 from mtl_nlp.training.gradients import build_aggregator, combined_backward
@@ -156,3 +157,48 @@ def test_torch_compile_trains_compiled_blocks_and_saves_plain_weights(tmp_path, 
     with torch.no_grad():
         for task in ("ner", "sentiment"):
             torch.testing.assert_close(compiled(task=task, **batch).logits, eager(task=task, **batch).logits)
+
+
+HOST_READS = ("__bool__", "__float__", "__int__", "__index__", "item", "tolist")
+
+
+def test_micro_steps_leave_the_losses_on_the_device(tmp_path, tiny_model_dir, monkeypatch):
+    """Outside reading batches and the model's own forward, a micro-step reads no tensor on the host: on a GPU
+    each read would wait for the device."""
+    reads, guarding = [], [False]
+
+    def counted(name):
+        original = getattr(torch.Tensor, name)
+
+        def read(tensor, *args, **kwargs):
+            if guarding[-1]:
+                reads.append(name)
+            return original(tensor, *args, **kwargs)
+
+        return read
+
+    for name in HOST_READS:
+        monkeypatch.setattr(torch.Tensor, name, counted(name))
+
+    def guarded(function, state):
+        @functools.wraps(function)
+        def call(*args, **kwargs):
+            guarding.append(state)
+            try:
+                return function(*args, **kwargs)
+            finally:
+                guarding.pop()
+
+        return call
+
+    def unguarded_batches(trainer):
+        stream, fetch = batches(trainer), guarded(next, False)
+        while True:
+            yield fetch(stream)
+
+    batches = MultiTaskTrainer._batches
+    monkeypatch.setattr(MultiTaskTrainer, "_forward_backward", guarded(MultiTaskTrainer._forward_backward, True))
+    monkeypatch.setattr(MultiTaskModel, "forward", guarded(MultiTaskModel.forward, False))
+    monkeypatch.setattr(MultiTaskTrainer, "_batches", unguarded_batches)
+    train(small_recipe(tmp_path, tiny_model_dir, training={"max_steps": 4, "gradient_accumulation_steps": 2}))
+    assert reads == []

@@ -167,7 +167,8 @@ class MultiTaskTrainer:
         self.batches_consumed = 0
         self.skipped_steps = 0
         self.consecutive_skipped = 0
-        self.loss_sums = {name: 0.0 for name in tasks}
+        # Per-task loss sums since the last log stay on the device (reading them waits for it); counts on the host.
+        self.loss_sums = torch.zeros(len(tasks), dtype=torch.float64, device=device)
         self.loss_counts = dict.fromkeys(tasks, 0)
         # Index of the first task with a non-finite loss in the accumulation window (-1: none), on the device.
         self.window_nonfinite = torch.tensor(-1, device=device)
@@ -289,7 +290,7 @@ class MultiTaskTrainer:
     def _forward_backward(self, batches: Iterator[tuple[str, dict[str, torch.Tensor]]]) -> None:
         """Run one micro-step (a batch, or one batch per task in all_tasks mode) forward and backward.
 
-        Records the losses, and the accumulation window's first non-finite one on the device.
+        Records the losses and the window's first non-finite one on the device, without waiting for it.
         """
         losses = {}
         for _ in range(self.sampler.batches_per_step):
@@ -298,7 +299,7 @@ class MultiTaskTrainer:
             index = self.task_names.index(task)
             seen = self.window_nonfinite >= 0
             self.window_nonfinite = torch.where(seen | torch.isfinite(loss.detach()), self.window_nonfinite, index)
-            self.loss_sums[task] += float(loss.detach())
+            self.loss_sums[index] += loss.detach().double()
             self.loss_counts[task] += 1
             if self.aggregator is None:
                 # Each task's term is back-propagated at once: the weightings are sums of per-task terms.
@@ -360,13 +361,12 @@ class MultiTaskTrainer:
 
     def _log_losses(self) -> dict[str, str]:
         """Record the mean loss per task since the last log (averaged over ranks), the weights, and reset."""
-        means = {}
-        for task in self.tasks:
-            if self.loss_counts[task]:
-                total = torch.tensor(self.loss_sums[task] / self.loss_counts[task], device=self.accelerator.device)
-                means[task] = float(self.accelerator.reduce(total, reduction="mean"))
-                self.loss_sums[task] = 0.0
-                self.loss_counts[task] = 0
+        counts = [self.loss_counts[task] for task in self.task_names]
+        counts_tensor = torch.tensor(counts, dtype=torch.float64, device=self.accelerator.device)
+        all_means = self.accelerator.reduce(self.loss_sums / counts_tensor.clamp(min=1), reduction="mean").tolist()
+        means = {task: mean for task, mean, count in zip(self.task_names, all_means, counts) if count}
+        self.loss_sums.zero_()
+        self.loss_counts = dict.fromkeys(self.tasks, 0)
         record = {
             "step": self.step,
             "epoch": round(self.batches_consumed / self.sampler.epoch_length, 4),
@@ -420,7 +420,7 @@ class MultiTaskTrainer:
             "history_records": len(self.history.records),
             "scheduler": self.scheduler.state_dict(),
             "selection": self.selection.state_dict(),
-            "loss_sums": self.loss_sums,
+            "loss_sums": dict(zip(self.task_names, self.loss_sums.tolist())),
             "loss_counts": self.loss_counts,
         }
         (directory / f"trainer_state_{rank}.json").write_text(json.dumps(state, indent=1), encoding="utf-8")
@@ -450,5 +450,6 @@ class MultiTaskTrainer:
         self.batches_consumed = state["batches_consumed"]
         self.skipped_steps = state["skipped_steps"]
         self.consecutive_skipped = state["consecutive_skipped"]
-        self.loss_sums, self.loss_counts = state["loss_sums"], state["loss_counts"]
+        self.loss_sums.copy_(torch.tensor([state["loss_sums"][task] for task in self.task_names], dtype=torch.float64))
+        self.loss_counts = state["loss_counts"]
         logger.info("Resumed from %s (step %d)", directory, self.step)
