@@ -17,6 +17,7 @@ from mtl_nlp.errors import TrainingError
 from mtl_nlp.training import trainer as trainer_module
 from mtl_nlp.training.gradients import build_aggregator, combined_backward
 from mtl_nlp.training.history import read_history
+from mtl_nlp.training.weighting import DynamicWeightAverage
 
 
 def small_recipe(directory, model_dir, **sections):
@@ -157,6 +158,26 @@ def test_torch_compile_trains_compiled_blocks_and_saves_plain_weights(tmp_path, 
     with torch.no_grad():
         for task in ("ner", "sentiment"):
             torch.testing.assert_close(compiled(task=task, **batch).logits, eager(task=task, **batch).logits)
+
+
+def test_dwa_windows_are_one_epoch_of_batches_with_gradient_accumulation(tmp_path, tiny_model_dir, monkeypatch):
+    window_batches = []
+    end_window = DynamicWeightAverage.end_window
+
+    def recording_end_window(weighting, reduce):
+        window_batches.append(int(weighting.loss_counts.sum()))
+        end_window(weighting, reduce)
+
+    monkeypatch.setattr(DynamicWeightAverage, "end_window", recording_end_window)
+    recipe = small_recipe(
+        tmp_path,
+        tiny_model_dir,
+        weighting={"method": "dwa"},
+        training={"max_steps": 6, "gradient_accumulation_steps": 2},
+    )
+    train(recipe)
+    # An epoch is 4 batches (2 per task): 2 optimizer steps of 2 batches, so 6 steps close 3 windows.
+    assert window_batches == [4, 4, 4]
 
 
 HOST_READS = ("__bool__", "__float__", "__int__", "__index__", "item", "tolist")

@@ -136,8 +136,10 @@ class MultiTaskTrainer:
             num_replicas=self.accelerator.num_processes,
             rank=self.accelerator.process_index,
         )
+        accumulation = self.training.gradient_accumulation_steps
+        self.steps_per_epoch = math.ceil(self.sampler.steps_per_epoch / accumulation)
         self.total_steps = self.training.max_steps or math.ceil(
-            self.training.epochs * self.sampler.steps_per_epoch / self.training.gradient_accumulation_steps
+            self.training.epochs * self.sampler.steps_per_epoch / accumulation
         )
         device = self.accelerator.device
         self.weighting = build_weighting(
@@ -226,7 +228,7 @@ class MultiTaskTrainer:
         logger.info(
             "Training %d steps (%d per epoch) on %s, %d process(es), from step %d",
             self.total_steps,
-            self.sampler.steps_per_epoch,
+            self.steps_per_epoch,
             ", ".join(self.tasks),
             accelerator.num_processes,
             self.step,
@@ -236,7 +238,7 @@ class MultiTaskTrainer:
             total=self.total_steps, initial=self.step, desc="Training", disable=not accelerator.is_main_process
         )
         batches = self._batches()
-        window = self.recipe.weighting.window_steps or self.sampler.steps_per_epoch
+        window = self.recipe.weighting.window_steps or self.steps_per_epoch
         while self.step < self.total_steps:
             with accelerator.accumulate(self.model):
                 self._forward_backward(batches)
