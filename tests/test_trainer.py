@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import functools
 import math
+from pathlib import Path
 
 import pytest
 import torch
 import yaml
 from conftest import toy_recipe
 from safetensors import safe_open
+from safetensors.torch import load_file
 from transformers import BertConfig
 
 from mtl_nlp import MultiTaskModel, MultiTaskTrainer, recipe_from_dict, train
@@ -178,6 +180,22 @@ def test_dwa_windows_are_one_epoch_of_batches_with_gradient_accumulation(tmp_pat
     train(recipe)
     # An epoch is 4 batches (2 per task): 2 optimizer steps of 2 batches, so 6 steps close 3 windows.
     assert window_batches == [4, 4, 4]
+
+
+def test_the_best_model_is_loaded_from_a_sharded_save(tmp_path, tiny_model_dir, monkeypatch):
+    scores = iter([0.1, 0.9, 0.5])  # of the validations at steps 2, 4 and 6: the best is step 4's
+    monkeypatch.setattr(trainer_module, "aggregate_score", lambda evaluations, weights: next(scores))
+    sharded = functools.partialmethod(MultiTaskModel.save_pretrained, max_shard_size="20KB")
+    monkeypatch.setattr(MultiTaskModel, "save_pretrained", sharded)
+    training = {"max_steps": 6, "eval_every_steps": 2, "save_every_steps": 2, "save_total_limit": 3}
+    recipe = small_recipe(tmp_path, tiny_model_dir, training=training)
+    result = train(recipe)
+    output_dir = Path(recipe.output_dir)
+    assert len(list((output_dir / "best").glob("model-*-of-*.safetensors"))) > 1
+    final = MultiTaskModel.from_pretrained(result.model_dir).state_dict()
+    for step, expected in ((4, True), (6, False)):
+        checkpoint = load_file(output_dir / "checkpoints" / f"step-{step:08d}" / "model.safetensors")
+        assert all(torch.equal(final[name], tensor) for name, tensor in checkpoint.items()) == expected
 
 
 HOST_READS = ("__bool__", "__float__", "__int__", "__index__", "item", "tolist")

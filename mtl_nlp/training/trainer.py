@@ -16,7 +16,7 @@ from accelerate.utils import (
     send_to_device,
     set_seed,
 )
-from safetensors.torch import load_file, load_model, save_file
+from safetensors.torch import load_file, save_file
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 from transformers import PretrainedConfig, get_scheduler
@@ -286,7 +286,9 @@ class MultiTaskTrainer:
         if not (training.load_best_at_end and best is not None and best != self.step):
             return final
         logger.info("Loading the best model (step %d, aggregate %.4f)", best, self.selection.best_score)
-        load_model(self.accelerator.unwrap_model(self.model), self.best_model_dir / "model.safetensors")
+        # Read as any saved model is (one file or shards), into the trained instance.
+        best_weights = MultiTaskModel.from_pretrained(self.best_model_dir).state_dict()
+        self.accelerator.unwrap_model(self.model).load_state_dict(best_weights)
         return self.evaluate("validation")
 
     def _forward_backward(self, batches: Iterator[tuple[str, dict[str, torch.Tensor]]]) -> None:
