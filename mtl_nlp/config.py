@@ -6,6 +6,7 @@ from task name to that task's settings). Every field's ``metadata["help"]`` is i
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
 import math
@@ -299,6 +300,14 @@ class RecipeConfig:
     training: TrainingConfig = option("Optimisation and evaluation schedule.", default_factory=TrainingConfig)
     sampling: SamplingConfig = option("How each batch's task is drawn.", default_factory=SamplingConfig)
     weighting: WeightingConfig = option("How the tasks' losses are combined.", default_factory=WeightingConfig)
+    written: dict[str, Any] = option(
+        "The recipe's mapping as written, overrides applied and ${VAR} references unexpanded (set on loading; "
+        "not a recipe key), so that what is saved never holds an environment variable's value.",
+        default_factory=dict,
+        init=False,
+        repr=False,
+        compare=False,
+    )
 
     def __post_init__(self) -> None:
         if not self.tasks:
@@ -320,11 +329,26 @@ class RecipeConfig:
             )
 
     def to_dict(self) -> dict[str, Any]:
-        """The recipe as plain data, ready for YAML or JSON."""
-        return dataclasses.asdict(self)
+        """The recipe as plain data, ready for YAML or JSON: every key and its value, but text written with
+        ``${VAR}`` as written, so that files saved from it never hold what the variable expands to."""
+        record = dataclasses.asdict(self)
+        del record["written"]
+        return _as_written(record, self.written)
 
 
 _ENV_REFERENCE = re.compile(r"\$\{(\w+)(?::-([^}]*))?\}")
+
+
+def _as_written(value: Any, written: Any) -> Any:
+    """``value`` (a config as plain data) with each text that ``written`` (the mapping it was built from) gives
+    with an environment reference put back as written."""
+    if isinstance(written, str) and _ENV_REFERENCE.search(written):
+        return written
+    if isinstance(value, dict) and isinstance(written, dict):
+        return {key: _as_written(item, written.get(key)) for key, item in value.items()}
+    if isinstance(value, list) and isinstance(written, list):
+        return [_as_written(item, raw) for item, raw in zip(value, written)]
+    return value
 
 
 def _expand_env(value: str) -> str:
@@ -509,5 +533,8 @@ def load_recipe(path: str | Path, overrides: list[str] | None = None) -> RecipeC
 
 
 def recipe_from_dict(raw: dict[str, Any]) -> RecipeConfig:
-    """Validate a recipe given as a Python mapping (the YAML file's content)."""
-    return build_dataclass(RecipeConfig, raw)
+    """Validate a recipe given as a Python mapping (the YAML file's content); ``${VAR}`` references are expanded
+    in the recipe's values and kept as written in :meth:`RecipeConfig.to_dict`."""
+    recipe = build_dataclass(RecipeConfig, raw)
+    recipe.written = copy.deepcopy(raw)
+    return recipe

@@ -38,7 +38,7 @@ def section_table(cls: type, prefix: str, skip: tuple[str, ...] = ()) -> str:
     hints = typing.get_type_hints(cls)
     rows = ["| key | type | default | range | meaning |", "|---|---|---|---|---|"]
     for field in dataclasses.fields(cls):
-        if field.name in skip:
+        if field.name in skip or not field.init:
             continue
         help_text = field.metadata.get("help", "").replace("|", "\\|")
         bounds = field.metadata.get("range", "")
@@ -59,7 +59,8 @@ def recipe_reference() -> str:
         "default, range (checked when the recipe loads; a range applies to every number of a list or mapping) "
         "and meaning. Keys can be overridden on the command line: `mtl-nlp train RECIPE "
         "training.learning_rate=3e-5 tasks.ner.batch_size=16`. Text values may use `${VAR}` or "
-        "`${VAR:-default}` to read environment variables.",
+        "`${VAR:-default}` to read environment variables; only the run uses their values, and the files it saves "
+        "(`recipe.yaml`, the model card) keep the references as written.",
         "",
         "## Top level",
         "",

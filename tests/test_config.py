@@ -6,6 +6,7 @@ import dataclasses
 import re
 
 import pytest
+import yaml
 
 from mtl_nlp.config import apply_overrides, build_dataclass, load_recipe, option, recipe_from_dict
 from mtl_nlp.errors import RecipeError
@@ -75,6 +76,24 @@ def test_environment_references_expand(monkeypatch):
     recipe = recipe_from_dict(minimal(data={"train": "${MTL_DATA}/train.conll", "validation": "${NOPE:-x}/d.conll"}))
     assert recipe.tasks["ner"].data.train == "/data/train.conll"
     assert recipe.tasks["ner"].data.validation == "x/d.conll"
+
+
+def test_the_recipe_as_data_keeps_environment_references_as_written(tmp_path, monkeypatch):
+    monkeypatch.setenv("MTL_SECRET", "hunter2")
+    path = tmp_path / "r.yaml"
+    path.write_text(
+        "tasks:\n  ner:\n    type: token_classification\n    data: {train: '${MTL_SECRET}/a.conll'}\n"
+        "    labels: [O, '${MTL_SECRET:-B-PER}']\n",
+        encoding="utf-8",
+    )
+    recipe = load_recipe(path, ["output_dir=runs/${MTL_SECRET}", "training.seed=7"])
+    assert (recipe.output_dir, recipe.tasks["ner"].labels) == ("runs/hunter2", ["O", "hunter2"])
+    record = recipe.to_dict()
+    assert record["output_dir"] == "runs/${MTL_SECRET}"
+    assert record["tasks"]["ner"]["data"]["train"] == "${MTL_SECRET}/a.conll"
+    assert record["tasks"]["ner"]["labels"] == ["O", "${MTL_SECRET:-B-PER}"]
+    assert record["training"]["seed"] == 7 and record["training"]["warmup_ratio"] == 0.1  # defaults filled in
+    assert "hunter2" not in yaml.safe_dump(record) and "written" not in record
 
 
 # Every numeric key's range, as the recipe reference states it; a value past the range fails on loading.

@@ -1,4 +1,5 @@
-"""Security: a Hub token never reaches outputs or logs, remote code runs only when asked, no unsafe unpickling."""
+"""Security: a Hub token or an environment value never reaches saved files or logs, remote code runs only when
+asked, no unsafe unpickling."""
 
 from __future__ import annotations
 
@@ -7,10 +8,12 @@ import logging
 from pathlib import Path
 
 import pytest
+import yaml
 from conftest import toy_recipe
 from transformers import AutoModel, AutoTokenizer
 
 from mtl_nlp import MultiTaskModel, recipe_from_dict, train
+from mtl_nlp.cli import main
 from mtl_nlp.tokenization import load_tokenizer
 
 FAKE_TOKEN = "hf_FakeToken0123456789abcdefghijklmnopqrstu"
@@ -64,6 +67,34 @@ def test_training_run_never_writes_or_logs_the_hub_token(
         assert "hf_Fake" not in text
     # Remote code stays off on the whole path from recipe to model.
     assert from_pretrained_calls and all(call["trust_remote_code"] is False for call in from_pretrained_calls)
+
+
+SECRET = "s3cr3t-7f1c9a0e"  # what an environment variable named in a recipe holds
+
+
+def test_environment_values_are_used_in_memory_but_never_saved(tiny_model_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("SOME_SECRET", SECRET)
+    raw = toy_recipe(tmp_path, tiny_model_dir, train_rows=8, eval_rows=4, training={"max_steps": 2})
+    data_dir = tmp_path / SECRET  # the data lives where the expanded reference points
+    data_dir.mkdir()
+    for split in ("train", "validation"):
+        path = Path(raw["tasks"]["sentiment"]["data"][split])
+        path.rename(data_dir / path.name)
+        raw["tasks"]["sentiment"]["data"][split] = f"{tmp_path}/${{SOME_SECRET:-data}}/{path.name}"
+    raw["tasks"]["sentiment"]["text_column"] = "${NO_SUCH_VARIABLE:-text}"
+    recipe = recipe_from_dict(raw)
+    assert recipe.tasks["sentiment"].data.train == str(data_dir / "train.tsv")  # expanded where it is used
+    result = train(recipe)
+
+    output_dir = Path(recipe.output_dir)
+    saved = yaml.safe_load((output_dir / "recipe.yaml").read_text(encoding="utf-8"))
+    assert saved["tasks"]["sentiment"]["data"]["train"] == f"{tmp_path}/${{SOME_SECRET:-data}}/train.tsv"
+    assert saved["tasks"]["sentiment"]["text_column"] == "${NO_SUCH_VARIABLE:-text}"
+    upload = tmp_path / "upload"
+    assert main(["push", str(result.model_dir), "me/tiny-mtl", "--dry-run", str(upload), "--export-tasks"]) == 0
+    assert "${SOME_SECRET:-data}" in (upload / "README.md").read_text(encoding="utf-8")
+    assert files_containing(output_dir, SECRET) == []
+    assert files_containing(upload, SECRET) == []
 
 
 def test_remote_code_is_off_unless_the_recipe_turns_it_on(tiny_model_dir, from_pretrained_calls):
