@@ -147,7 +147,7 @@ def build_trainer(recipe: RecipeConfig, tasks: dict[str, Task]) -> TimedTrainer:
     accelerator = build_accelerator(recipe.training)
     set_seed(recipe.training.seed)
     model = MultiTaskModel.from_backbone(
-        recipe.model.name_or_path, {name: task.head_spec() for name, task in tasks.items()}
+        recipe.model.name_or_path, {name: task.description() for name, task in tasks.items()}
     )
     return TimedTrainer(model, tasks, recipe, accelerator)
 

@@ -8,6 +8,7 @@ import logging
 import sys
 
 from .errors import MtlNlpError
+from .prediction import INPUT_FORMATS
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -112,12 +113,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     predict.add_argument("model_dir", help="Directory of a saved multi-task model.")
     predict.add_argument(
-        "input", help="One text per line (.txt), JSON Lines with 'text' [+ 'question'], or CoNLL tokens."
+        "input", help="One text per line, JSON Lines with 'text' [+ 'question', 'text_pair'], or CoNLL tokens."
     )
     predict.add_argument(
         "--output", required=True, help="Where to write: .jsonl (every head), or .conll for CoNLL input (tag columns)."
     )
-    predict.add_argument("--format", default="auto", choices=["auto", "text", "jsonl", "conll"], help="Input format.")
+    predict.add_argument(
+        "--format",
+        default="auto",
+        choices=INPUT_FORMATS,
+        help="Input format; auto: .jsonl/.json → jsonl, .conll/.bio/.iob → conll, other extensions (.txt too) "
+        "need --format text or conll (default: %(default)s).",
+    )
     predict.add_argument(
         "--conll-columns", nargs="+", default=["tokens"], help="Column names of CoNLL input; the first is the token."
     )

@@ -485,17 +485,19 @@ def build_dataclass(cls: type, values: Any, where: str = "") -> Any:
         raise RecipeError(f"{prefix}{error}") from None
 
 
-def _task_config_class(values: dict[str, Any], where: str) -> type:
-    from .tasks import TASK_TYPES
+TASK_CONFIG_CLASSES: dict[str, type[TaskConfig]] = {}
+"""Task type name → its recipe settings class; filled by ``mtl_nlp.tasks.register_task_type``."""
 
+
+def _task_config_class(values: dict[str, Any], where: str) -> type:
     task_type = values.get("type")
-    if task_type not in TASK_TYPES:
-        close = difflib.get_close_matches(str(task_type), list(TASK_TYPES), n=1)
+    if task_type not in TASK_CONFIG_CLASSES:
+        close = difflib.get_close_matches(str(task_type), list(TASK_CONFIG_CLASSES), n=1)
         hint = f" Did you mean '{close[0]}'?" if close else ""
         raise RecipeError(
-            f"{where}.type: unknown task type {task_type!r}.{hint} Choose one of {', '.join(TASK_TYPES)}."
+            f"{where}.type: unknown task type {task_type!r}.{hint} Choose one of {', '.join(TASK_CONFIG_CLASSES)}."
         )
-    return TASK_TYPES[task_type].config_class
+    return TASK_CONFIG_CLASSES[task_type]
 
 
 def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:

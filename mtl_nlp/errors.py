@@ -27,3 +27,11 @@ class ExportError(MtlNlpError, ValueError):
 
 class HubError(MtlNlpError, OSError):
     """The Hugging Face Hub refused or could not be reached for an upload."""
+
+
+class ModelBuildError(MtlNlpError, ValueError):
+    """A task's head cannot be built on this backbone, or would behave differently from its stock model."""
+
+
+class InputError(MtlNlpError, ValueError):
+    """An input to predict on is unusable: an empty text, an empty word, an unknown task, a missing question."""

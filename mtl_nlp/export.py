@@ -15,30 +15,29 @@ import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from transformers.utils import ModelOutput
 
-from .errors import ExportError, ModelLoadError
-from .modeling import MultiTaskConfig, MultiTaskModel
-from .modeling.heads import HEAD_CLASSES, head_config
-from .tokenization import load_tokenizer
+from .errors import ExportError
+from .modeling import MultiTaskModel
+from .modeling.heads import STOCK_KIND, stock_auto_class, stock_config
+from .modeling.saved import load_saved_model
 from .training.checkpoint import atomic_directory
 
 logger = logging.getLogger(__name__)
 
-HUB_TASKS = {
-    "token_classification": "token-classification",
-    "sequence_classification": "text-classification",
-    "question_answering": "question-answering",
-}
-"""The Hub task id of each head type, which is also the ``transformers.pipeline`` task that runs its stock export
-(transformers 5 has no question-answering pipeline any more; the exported model still loads and runs)."""
-
 CHECK_TEXTS = ("mtl-nlp checks that the exported model", "gives the same outputs.")
 
 
-def task_spec(model: MultiTaskModel, task: str) -> dict:
-    """The saved head description of ``task``; a clear error for a task the model does not have."""
+def task_description(model: MultiTaskModel, task: str) -> dict:
+    """The saved description of ``task``; a clear error for a task the model does not have or whose head has no
+    stock transformers class."""
     if task not in model.config.tasks:
         raise ExportError(f"task {task!r}: the model has no such task; it has {', '.join(model.config.tasks)}.")
-    return model.config.tasks[task]
+    description = model.config.tasks[task]
+    if description["head"]["kind"] != STOCK_KIND:
+        raise ExportError(
+            f"task {task!r}: its head is of kind {description['head']['kind']!r}, which has no stock transformers "
+            "class to export to."
+        )
+    return description
 
 
 def stock_state_dict(model: MultiTaskModel, task: str, stock: PreTrainedModel) -> dict[str, torch.Tensor]:
@@ -68,10 +67,13 @@ def stock_state_dict(model: MultiTaskModel, task: str, stock: PreTrainedModel) -
 def to_stock_model(model: MultiTaskModel, task: str) -> PreTrainedModel:
     """``task`` as one stock ``AutoModelFor…`` instance holding the shared encoder's and the head's weights.
 
-    The config is built from the task spec (labels, ``problem_type``), as the multi-task model built the head.
+    The config is built from the task's description (labels, ``problem_type``), as the multi-task model built the
+    head.
     """
-    spec = task_spec(model, task)
-    stock = HEAD_CLASSES[spec["type"]].from_config(head_config(model.config.encoder_config(), spec))
+    description = task_description(model, task)
+    head = description["head"]
+    config = stock_config(model.config.encoder_config(), description["labels"], head.get("problem_type"))
+    stock = stock_auto_class(head["auto_class"]).from_config(config)
     stock.load_state_dict(stock_state_dict(model, task, stock), strict=True)
     return stock.to(device=model.device, dtype=model.encoder.dtype).eval()
 
@@ -119,7 +121,7 @@ def export_task(model: MultiTaskModel, task: str, out_dir: str | Path, tokenizer
     """Write ``task`` to ``out_dir`` as a stock checkpoint: safetensors weights, ``config.json``, tokenizer.
 
     ``out_dir`` must be new or empty. The directory loads with ``AutoModelFor…`` / ``AutoTokenizer`` and runs in
-    ``transformers.pipeline(HUB_TASKS[head type])``.
+    ``transformers.pipeline`` with the task type's ``hub_pipeline_tag``.
     """
     out_dir = require_new_directory(out_dir)
     stock = to_stock_model(model, task)
@@ -130,28 +132,7 @@ def export_task(model: MultiTaskModel, task: str, out_dir: str | Path, tokenizer
     return out_dir
 
 
-def load_saved_config(model_dir: str | Path) -> MultiTaskConfig:
-    """The config of a saved multi-task model, with a clear error when ``model_dir`` holds something else."""
-    try:
-        config = MultiTaskConfig.from_pretrained(model_dir)
-    except (OSError, ValueError) as error:
-        raise ModelLoadError(
-            f"{model_dir}: not a saved mtl-nlp model ({error}). Give the 'model' directory of a training run."
-        ) from None
-    if not config.tasks:  # another model's config.json loads too, with no tasks
-        raise ModelLoadError(
-            f"{model_dir}/config.json: not an mtl-nlp multi-task model (it names no tasks). Give the 'model' "
-            "directory of a training run."
-        )
-    return config
-
-
-def load_saved_model(model_dir: str | Path) -> MultiTaskModel:
-    """A saved multi-task model, with a clear error when ``model_dir`` holds something else."""
-    return MultiTaskModel.from_pretrained(model_dir, config=load_saved_config(model_dir))
-
-
 def export_saved_task(model_dir: str | Path, task: str, out_dir: str | Path) -> Path:
     """Export ``task`` of the multi-task model saved in ``model_dir`` (with its tokenizer) to ``out_dir``."""
-    model = load_saved_model(model_dir)
-    return export_task(model, task, out_dir, load_tokenizer(str(model_dir)))
+    model, tokenizer = load_saved_model(model_dir)
+    return export_task(model, task, out_dir, tokenizer)

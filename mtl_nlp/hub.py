@@ -18,9 +18,9 @@ from huggingface_hub.utils import validate_repo_id
 
 from .errors import ExportError, HubError
 from .evaluation.reports import EVAL_RESULTS_FILE, read_eval_results
-from .export import export_task, load_saved_config, load_saved_model, require_new_directory
+from .export import export_task, require_new_directory
 from .model_card import EXPORTS_FOLDER, build_model_card
-from .tokenization import load_tokenizer
+from .modeling.saved import load_saved_config, load_saved_model
 from .training.checkpoint import atomic_directory
 from .training.run import RECIPE_FILE
 
@@ -65,7 +65,7 @@ def prepare_upload(model_dir: str | Path, folder: str | Path, repo_id: str, *, e
     with atomic_directory(folder) as staging:
         _copy_checkpoint(model_dir, staging)
         if exported:
-            model, tokenizer = load_saved_model(model_dir), load_tokenizer(str(model_dir))
+            model, tokenizer = load_saved_model(model_dir)
             for task in exported:
                 export_task(model, task, staging / EXPORTS_FOLDER / task, tokenizer)
         build_model_card(config, repo_id, evaluations, recipe_text, exported).save(staging / CARD_FILE)

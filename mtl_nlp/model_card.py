@@ -11,15 +11,15 @@ from __future__ import annotations
 import os
 from typing import Any
 
+import yaml
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 from huggingface_hub.errors import HFValidationError
 from huggingface_hub.utils import validate_repo_id
 from transformers.pipelines import SUPPORTED_TASKS
 
-from .export import HUB_TASKS
 from .modeling import MultiTaskConfig
-from .modeling.heads import HEAD_CLASSES
 from .paths import looks_local
+from .tasks import TASK_TYPES
 
 LIBRARY_NAME = "mtl-nlp"
 TAGS = ["mtl-nlp", "multi-task"]
@@ -40,9 +40,20 @@ def hub_base_model(config: MultiTaskConfig) -> str | None:
     return name
 
 
-def _dataset(task_config: dict[str, Any], task: str, split: str) -> dict[str, str | None]:
+def hub_task(config: MultiTaskConfig, task: str) -> str | None:
+    """The Hub task id of a task (its type's ``hub_pipeline_tag``), None for a type this process does not know."""
+    task_class = TASK_TYPES.get(config.tasks[task]["type"])
+    return task_class.hub_pipeline_tag if task_class else None
+
+
+def recipe_data(recipe: str | None) -> dict[str, dict[str, Any]]:
+    """Task name → the ``data`` settings of the saved recipe (where each task's examples came from), as written."""
+    tasks = (yaml.safe_load(recipe) or {}).get("tasks") if recipe else None
+    return {name: (settings or {}).get("data") or {} for name, settings in (tasks or {}).items()}
+
+
+def _dataset(data: dict[str, Any], task: str, split: str) -> dict[str, str | None]:
     """The ``model-index`` dataset of a task's split: the Hub dataset, else the task name and the file's name."""
-    data = task_config["data"]
     if data.get("hub_dataset"):
         name = data["hub_dataset"] + (f" ({data['hub_config']})" if data.get("hub_config") else "")
         return {"dataset_type": data["hub_dataset"], "dataset_name": name, "dataset_config": data.get("hub_config")}
@@ -63,20 +74,23 @@ def scalar_metrics(evaluation: dict[str, Any]) -> dict[str, float]:
     return {headline: numeric.pop(headline), **numeric} if headline in numeric else numeric
 
 
-def eval_results(config: MultiTaskConfig, evaluations: list[dict[str, Any]]) -> list[EvalResult]:
+def eval_results(
+    config: MultiTaskConfig, evaluations: list[dict[str, Any]], data: dict[str, dict[str, Any]]
+) -> list[EvalResult]:
     """One ``EvalResult`` per task, split and numeric metric; ``metric_name`` names the task, so results stay
     apart when two tasks share a Hub dataset."""
     results = []
     for evaluation in evaluations:
         task, split = evaluation["task"], evaluation["split"]
-        spec = config.tasks[task]
-        task_type = HUB_TASKS[spec["type"]]
+        task_type = hub_task(config, task)
+        if task_type is None:
+            continue
         for metric, value in scalar_metrics(evaluation).items():
             results.append(
                 EvalResult(
                     task_type=task_type,
                     task_name=task_type.replace("-", " ").capitalize(),
-                    **_dataset(spec["task_config"], task, split),
+                    **_dataset(data.get(task, {}), task, split),
                     dataset_split=split,
                     metric_type=metric,
                     metric_name=f"{task} {metric}",
@@ -86,10 +100,13 @@ def eval_results(config: MultiTaskConfig, evaluations: list[dict[str, Any]]) -> 
     return results
 
 
-def card_data(config: MultiTaskConfig, repo_id: str, evaluations: list[dict[str, Any]] | None) -> ModelCardData:
+def card_data(
+    config: MultiTaskConfig, repo_id: str, evaluations: list[dict[str, Any]] | None, recipe: str | None
+) -> ModelCardData:
     """The card's YAML metadata."""
-    hub_tasks = [HUB_TASKS[spec["type"]] for spec in config.tasks.values()]
-    datasets = [spec["task_config"]["data"].get("hub_dataset") for spec in config.tasks.values()]
+    data = recipe_data(recipe)
+    hub_tasks = [hub_task(config, task) for task in config.tasks]
+    datasets = [data.get(task, {}).get("hub_dataset") for task in config.tasks]
     return ModelCardData(
         library_name=LIBRARY_NAME,
         tags=[tag for tag in (*TAGS, config.encoder.get("model_type"), *hub_tasks) if tag],
@@ -97,14 +114,14 @@ def card_data(config: MultiTaskConfig, repo_id: str, evaluations: list[dict[str,
         datasets=sorted({name for name in datasets if name}) or None,
         # model_name only names the model-index; without results it would be a stray key.
         model_name=repo_id.split("/")[-1] if evaluations else None,
-        eval_results=eval_results(config, evaluations) if evaluations else None,
+        eval_results=eval_results(config, evaluations, data) if evaluations else None,
     )
 
 
 def _tasks_section(config: MultiTaskConfig) -> list[str]:
     lines = ["## Tasks", "", "| task | type | labels |", "|---|---|---|"]
     for name, spec in config.tasks.items():
-        labels = ", ".join(f"`{label}`" for label in spec.get("id2label") or []) or "—"
+        labels = ", ".join(f"`{label}`" for label in spec["labels"]) or "—"
         lines.append(f"| {name} | {spec['type'].replace('_', ' ')} | {labels} |")
     return lines
 
@@ -127,20 +144,15 @@ def _evaluation_section(evaluations: list[dict[str, Any]] | None) -> list[str]:
 
 
 def _mtl_usage(config: MultiTaskConfig, repo_id: str) -> list[str]:
-    first = next(iter(config.tasks))
     return [
         "### With mtl-nlp",
         "",
         "```python",
-        "from transformers import AutoTokenizer",
+        "from mtl_nlp import MultiTaskPipeline",
         "",
-        "from mtl_nlp import MultiTaskModel",
-        "",
-        f'model = MultiTaskModel.from_pretrained("{repo_id}")',
-        f'tokenizer = AutoTokenizer.from_pretrained("{repo_id}")',
-        f'inputs = tokenizer("{EXAMPLE_TEXT}", return_tensors="pt")',
-        "outputs = model.forward_heads(**inputs)  # the encoder runs once, then every task's head",
-        f'print(outputs["{first}"])',
+        f'predict = MultiTaskPipeline("{repo_id}")',
+        "# The encoder runs once per batch, then every task's head, decoded as the evaluation scored it.",
+        f'print(predict("{EXAMPLE_TEXT}"))',
         "```",
     ]
 
@@ -160,11 +172,10 @@ def _stock_usage(config: MultiTaskConfig, repo_id: str, exported_tasks: list[str
         "the multi-task model; it needs no mtl-nlp.",
     ]
     for task in exported_tasks:
-        head_type = config.tasks[task]["type"]
-        auto_class = HEAD_CLASSES[head_type].__name__
-        hub_task = HUB_TASKS[head_type]
+        auto_class = config.tasks[task]["head"]["auto_class"]
+        pipeline_task = hub_task(config, task)
         folder = f"{EXPORTS_FOLDER}/{task}"
-        has_pipeline = hub_task in SUPPORTED_TASKS
+        has_pipeline = pipeline_task in SUPPORTED_TASKS
         code = [
             "",
             "```python",
@@ -175,7 +186,7 @@ def _stock_usage(config: MultiTaskConfig, repo_id: str, exported_tasks: list[str
         ]
         if has_pipeline:
             code += [
-                f'predict = pipeline("{hub_task}", model=model, tokenizer=tokenizer)',
+                f'predict = pipeline("{pipeline_task}", model=model, tokenizer=tokenizer)',
                 f'print(predict("{EXAMPLE_TEXT}"))',
             ]
         else:
@@ -219,5 +230,5 @@ def build_model_card(
         "",
     ]
     lines += ["```yaml", recipe.rstrip(), "```"] if recipe else ["The recipe was not saved with this model."]
-    metadata = card_data(config, repo_id, evaluations).to_yaml()
+    metadata = card_data(config, repo_id, evaluations, recipe).to_yaml()
     return ModelCard(f"---\n{metadata}\n---\n\n" + "\n".join(lines) + "\n", ignore_metadata_errors=False)

@@ -1,8 +1,11 @@
 """``mtl-nlp predict``: read unlabelled input, run :class:`MultiTaskPipeline`, write the predictions.
 
-Inputs: one text per line (``.txt``), JSON Lines with a ``text`` (and optional ``question``) per object
-(``.jsonl``), or CoNLL tokens (``.conll``; first column the token). Outputs: JSON Lines with every head's
-result per input, or for CoNLL input a CoNLL file with one predicted tag column per token task.
+Input formats (``--format``): ``text`` — one text per line; ``jsonl`` — one object per line with a ``text`` (and
+an optional ``question``, ``text_pair``); ``conll`` — sentences as whitespace-separated columns, the first the
+token, blank lines between sentences. ``auto`` decides by extension: ``.jsonl``/``.json`` → jsonl,
+``.conll``/``.bio``/``.iob`` → conll; other extensions (``.txt`` is CoNLL in training recipes but often plain text)
+need ``--format``. Outputs: JSON Lines with every task's result per input, or for CoNLL input a CoNLL file with
+one predicted tag column per word-tagging task, the same tags as the evaluation's predictions file.
 """
 
 from __future__ import annotations
@@ -16,60 +19,67 @@ from tqdm.auto import tqdm
 from .data.conll import iter_conll_sentences
 from .errors import DataError
 from .pipeline import MultiTaskPipeline
+from .tasks import InferenceInput, Prediction
 
-INPUT_FORMATS = ("text", "jsonl", "conll")
+INPUT_FORMATS = ("auto", "text", "jsonl", "conll")
+EXTENSION_FORMATS = {".jsonl": "jsonl", ".json": "jsonl", ".conll": "conll", ".bio": "conll", ".iob": "conll"}
+CHUNK = 1024  # inputs handed to the pipeline at once (it sorts their windows by length)
 
 
 def input_format(path: Path, declared: str = "auto") -> str:
-    """The input's format: as declared, or by extension (.jsonl/.json → jsonl, .conll/.bio/.iob → conll)."""
+    """The input's format: as declared, or by extension (see the module's documentation)."""
     if declared != "auto":
         return declared
-    return {".jsonl": "jsonl", ".json": "jsonl", ".conll": "conll", ".bio": "conll", ".iob": "conll"}.get(
-        path.suffix.lower(), "text"
-    )
+    if path.suffix.lower() not in EXTENSION_FORMATS:
+        raise DataError(
+            f"{path}: cannot tell the format from the extension {path.suffix or '(none)'!r}. Give --format text "
+            "(one text per line), --format jsonl or --format conll."
+        )
+    return EXTENSION_FORMATS[path.suffix.lower()]
 
 
-def read_inputs(path: Path, kind: str, conll_columns: list[str]) -> list[dict[str, Any]]:
-    """The inputs as ``{"text", "question"?, "tokens"?}`` records; errors name the file and line."""
+def _json_input(path: Path, line_number: int, line: str) -> InferenceInput:
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as error:
+        raise DataError(f"{path}:{line_number}: not valid JSON ({error.msg}).") from None
+    if not isinstance(record, dict) or not isinstance(record.get("text"), str) or not record["text"].strip():
+        raise DataError(f'{path}:{line_number}: each line needs an object with a non-empty "text" string.')
+    for key in ("question", "text_pair"):
+        if record.get(key) is not None and not isinstance(record[key], str):
+            raise DataError(f'{path}:{line_number}: "{key}" must be a string.')
+    return InferenceInput(record["text"], record.get("question"), text_pair=record.get("text_pair"))
+
+
+def read_inputs(path: Path, kind: str, conll_columns: list[str]) -> list[InferenceInput]:
+    """The inputs of a file; errors name the file and line. Blank lines of text files are skipped."""
     if kind == "conll":
-        return [
-            {"text": " ".join(sentence[conll_columns[0]]), "tokens": sentence[conll_columns[0]]}
+        inputs = [
+            InferenceInput.from_words(sentence[conll_columns[0]])
             for sentence in iter_conll_sentences(path, conll_columns)
         ]
-    records = []
-    with path.open(encoding="utf-8") as handle:
-        for line_number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            if kind == "text":
-                records.append({"text": line.rstrip("\n")})
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise DataError(f"{path}:{line_number}: not valid JSON ({error.msg}).") from None
-            if not isinstance(record, dict) or not isinstance(record.get("text"), str):
-                raise DataError(f'{path}:{line_number}: each line needs an object with a "text" string.')
-            records.append(record)
-    if not records:
+    else:
+        inputs = []
+        with path.open(encoding="utf-8") as handle:
+            for line_number, line in enumerate(handle, start=1):
+                if not line.strip():
+                    continue
+                text = line.rstrip("\n")
+                inputs.append(InferenceInput(text) if kind == "text" else _json_input(path, line_number, text))
+    if not inputs:
         raise DataError(f"{path}: no input to predict on (the file is empty).")
-    return records
+    return inputs
 
 
-def word_tags(tokens: list[str], entities: list[dict[str, Any]]) -> list[str]:
-    """IOB2 tags for space-joined ``tokens`` from entity groups with character offsets."""
-    tags, position = [], 0
-    previous_entity = None
-    for token in tokens:
-        start = position
-        position += len(token) + 1
-        entity = next((e for e in entities if e["start"] <= start < e["end"]), None)
-        if entity is None:
-            tags.append("O")
-        else:
-            tags.append(("I-" if entity is previous_entity else "B-") + entity["entity_group"])
-        previous_entity = entity
-    return tags
+def _json_line(given: InferenceInput, result: dict[str, Prediction]) -> str:
+    record: dict[str, Any] = {"text": given.text, **{task: prediction.output for task, prediction in result.items()}}
+    return json.dumps(record, ensure_ascii=False, default=float) + "\n"
+
+
+def _conll_lines(given: InferenceInput, result: dict[str, Prediction]) -> str:
+    columns = [prediction.word_tags for prediction in result.values() if prediction.word_tags is not None]
+    rows = [" ".join(cells) for cells in zip(given.words, *columns)]
+    return "\n".join(rows) + "\n\n"
 
 
 def predict_file(
@@ -85,22 +95,15 @@ def predict_file(
     """Predict every input of ``input_path`` with the saved model and write ``output_path``; return the count."""
     input_path, output_path = Path(input_path), Path(output_path)
     kind = input_format(input_path, declared_format)
-    records = read_inputs(input_path, kind, conll_columns or ["tokens"])
+    inputs = read_inputs(input_path, kind, conll_columns or ["tokens"])
     runner = MultiTaskPipeline(model_dir, batch_size=batch_size, stride=stride)
-    results = []
-    for start in tqdm(range(0, len(records), batch_size), desc="Predicting", unit="batch"):
-        chunk = records[start : start + batch_size]
-        results += runner([r["text"] for r in chunk], [r.get("question") for r in chunk])
+    write = _conll_lines if kind == "conll" and output_path.suffix.lower() != ".jsonl" else _json_line
     output_path.parent.mkdir(parents=True, exist_ok=True)
-    with output_path.open("w", encoding="utf-8") as handle:
-        if kind == "conll" and output_path.suffix.lower() != ".jsonl":
-            token_tasks = [t for t, kind in runner.types.items() if kind == "token_classification"]
-            for record, result in zip(records, results):
-                columns = [word_tags(record["tokens"], result[task]) for task in token_tasks]
-                for token, *tags in zip(record["tokens"], *columns):
-                    handle.write(" ".join([token, *tags]) + "\n")
-                handle.write("\n")
-        else:
-            for result in results:
-                handle.write(json.dumps(result, ensure_ascii=False, default=float) + "\n")
-    return len(results)
+    partial = output_path.with_name(output_path.name + ".partial")  # the output appears complete or not at all
+    with partial.open("w", encoding="utf-8") as handle:
+        for start in tqdm(range(0, len(inputs), CHUNK), desc="Predicting", unit="chunk"):
+            chunk = inputs[start : start + CHUNK]
+            for given, result in zip(chunk, runner.predict(chunk)):
+                handle.write(write(given, result))
+    partial.replace(output_path)
+    return len(inputs)

@@ -217,3 +217,11 @@ def assert_same_logits(actual: torch.Tensor, expected: torch.Tensor) -> None:
     logits of 0.013). The tolerance is about a hundred ulps; one wrong weight moves the logits by over 1e-3.
     """
     torch.testing.assert_close(actual, expected, rtol=1e-5, atol=1e-7)
+
+
+def token_predictions(label_ids, probability=0.9):
+    """What a token task's batch_predictions gives for one example: each sub-token's label id and probability."""
+    import numpy as np
+
+    label_ids = np.asarray(label_ids)
+    return np.stack([label_ids.astype(np.float32), np.full(len(label_ids), probability, np.float32)])

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import write_conll
+from conftest import token_predictions, write_conll
 
 from mtl_nlp.config import load_recipe, recipe_from_dict
 from mtl_nlp.errors import DataError, ModelLoadError, RecipeError
@@ -411,7 +411,7 @@ def test_long_sentence_words_past_the_limit_are_predicted_o_and_counted(tiny_tok
     cut = len(words) - (task.max_length - 2)  # [CLS] and [SEP] take two of the places
     assert task.truncation_counts("validation") == {"words_without_subtokens": cut}
     assert f"ner/validation: {cut} words without subtokens (max_length 64)" in caplog.text
-    perfect = [np.array(row["labels"]).clip(min=0) for row in task.encoded["validation"]]
+    perfect = [token_predictions(np.array(row["labels"]).clip(min=0)) for row in task.encoded["validation"]]
     evaluation = task.evaluate("validation", perfect)
     predicted = [line.split()[2] for line in evaluation.predictions.splitlines() if line]
     assert predicted[0] == "B-PER" and predicted[-1] == "O"

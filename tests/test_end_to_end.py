@@ -61,7 +61,7 @@ def test_saved_model_reloads_with_identical_logits(trained_run, tiny_tokenizer):
     batch = tiny_tokenizer(["the film was wonderful and funny"], return_tensors="pt")
     assert torch.equal(reloaded(task="sentiment", **batch).logits, again(task="sentiment", **batch).logits)
     probabilities = reloaded(task="sentiment", **batch).logits.softmax(-1)[0]
-    assert reloaded.config.tasks["sentiment"]["id2label"][int(probabilities.argmax())] == "positive"
+    assert reloaded.config.tasks["sentiment"]["labels"][int(probabilities.argmax())] == "positive"
 
 
 def test_evaluate_command_rescoring_the_dev_file_reproduces_the_run(trained_run, tmp_path):
@@ -94,7 +94,9 @@ def test_predict_command_writes_every_heads_results(trained_run, tmp_path):
     _, result = trained_run
     texts = tmp_path / "texts.txt"
     texts.write_text("the film was wonderful and funny\n\nthe film was slow and dull\n", encoding="utf-8")
-    assert main(["predict", str(result.model_dir), str(texts), "--output", str(tmp_path / "out.jsonl")]) == 0
+    command = ["predict", str(result.model_dir), str(texts), "--output", str(tmp_path / "out.jsonl")]
+    assert main(command) == 2  # .txt does not say whether it holds texts or CoNLL columns
+    assert main([*command, "--format", "text"]) == 0
     rows = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
     assert [row["sentiment"]["label"] for row in rows] == ["positive", "negative"]
     assert all(isinstance(row["ner"], list) for row in rows)

@@ -159,7 +159,7 @@ def test_body_has_metrics_labels_recipe_and_usage(card_path):
     assert "| ner | validation | f1 | 0.8000 |" in text and "per_type" not in text
     recipe_block = text.split("```yaml\n")[1].split("```")[0]
     assert yaml.safe_load(recipe_block) == recipe_from_dict(RECIPE).to_dict()
-    assert 'MultiTaskModel.from_pretrained("me/tiny-mtl")' in text
+    assert 'predict = MultiTaskPipeline("me/tiny-mtl")' in text
     assert 'AutoModelForTokenClassification.from_pretrained("me/tiny-mtl", subfolder="tasks/ner")' in text
     assert 'pipeline("text-classification", model=model, tokenizer=tokenizer)' in text
     assert 'subfolder="tasks/pos"' not in text  # only exported tasks get a stock snippet

@@ -2,10 +2,23 @@
 
 from __future__ import annotations
 
-import torch
-from transformers import AutoModelForSequenceClassification, AutoModelForTokenClassification
+import json
+from pathlib import Path
 
-from mtl_nlp.modeling import MultiTaskModel
+import pytest
+import torch
+from conftest import TINY_ENCODER_SIZE
+from transformers import (
+    AutoModelForSequenceClassification,
+    AutoModelForTokenClassification,
+    AutoTokenizer,
+    BertModel,
+    BigBirdConfig,
+    LongformerConfig,
+)
+
+from mtl_nlp.errors import ModelBuildError
+from mtl_nlp.modeling import MultiTaskConfig, MultiTaskModel
 
 TASKS = {
     "ner": {"type": "token_classification", "id2label": ["O", "B-PER", "I-PER"]},
@@ -19,7 +32,8 @@ def inputs(tokenizer):
 
 def test_heads_are_the_stock_heads_without_an_encoder_of_their_own(tiny_model_dir):
     model = MultiTaskModel.from_backbone(str(tiny_model_dir), TASKS)
-    assert isinstance(model.heads["ner"], AutoModelForTokenClassification._model_mapping[type(model.encoder.config)])
+    stock_class = AutoModelForTokenClassification._model_mapping[type(model.encoder.config)]
+    assert isinstance(model.heads["ner"].shell, stock_class)
     assert sorted(model.heads["sentiment"].state_dict()) == ["classifier.bias", "classifier.weight"]
     assert model.heads["sentiment"].config.id2label == {0: "negative", 1: "positive"}
     encoder_parameters = sum(p.numel() for p in model.encoder.parameters())
@@ -54,4 +68,68 @@ def test_save_and_reload_give_identical_logits(tiny_model_dir, tiny_tokenizer, t
     reloaded = MultiTaskModel.from_pretrained(tmp_path).eval()
     for task in TASKS:
         assert torch.equal(model(task=task, **batch).logits, reloaded(task=task, **batch).logits)
-    assert reloaded.config.tasks["ner"]["id2label"] == ["O", "B-PER", "I-PER"]
+    assert reloaded.config.tasks["ner"]["labels"] == ["O", "B-PER", "I-PER"]
+
+
+def test_the_encoder_is_built_once_and_heads_are_initialised_like_transformers(tiny_model_dir, monkeypatch):
+    built = []
+    original = BertModel.__init__
+
+    def counting_init(self, *args, **kwargs):
+        built.append(torch.get_default_device().type)
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(BertModel, "__init__", counting_init)
+    torch.manual_seed(0)
+    model = MultiTaskModel.from_backbone(str(tiny_model_dir), {**TASKS, "qa": {"type": "question_answering"}})
+    # The loaded encoder and each head's stock class are built on the meta device: no encoder weights are
+    # allocated or initialised except those the checkpoint fills.
+    assert built == ["meta"] * 4
+    assert sum(p.numel() for p in model.parameters()) == sum(p.numel() for p in model.encoder.parameters()) + (
+        32 * 3 + 3 + 32 * 2 + 2 + 32 * 2 + 2
+    )
+    weight = model.heads["sentiment"].classifier.weight
+    assert weight.device.type == "cpu" and abs(weight.std().item() - model.encoder.config.initializer_range) < 0.01
+    assert torch.count_nonzero(model.heads["sentiment"].classifier.bias) == 0
+
+
+FIXTURE = Path(__file__).parent / "fixtures" / "saved_model_format1"
+
+
+def test_a_model_saved_in_format_1_loads_with_identical_outputs_and_a_format_2_description(tmp_path):
+    model = MultiTaskModel.from_pretrained(FIXTURE).eval()
+    expected = json.loads((FIXTURE / "expected_logits.json").read_text())
+    tokenizer = AutoTokenizer.from_pretrained(FIXTURE)
+    outputs = model.forward_heads(**tokenizer(expected["text"], return_tensors="pt"))
+    for task in ("ner", "sentiment"):
+        torch.testing.assert_close(outputs[task].logits[0], torch.tensor(expected[task]))
+    ner = model.config.tasks["ner"]
+    assert ner["format"] == 2 and ner["labels"] == ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
+    assert ner["head"]["auto_class"] == "AutoModelForTokenClassification"
+    assert ner["settings"]["tag_scheme"] == "iob2" and "train" not in ner["settings"]["data"]
+    model.save_pretrained(tmp_path)
+    assert json.loads((tmp_path / "config.json").read_text())["tasks"]["ner"] == ner
+
+
+def test_a_description_from_a_newer_format_is_refused_with_advice():
+    with pytest.raises(ValueError, match="newer than this mtl-nlp reads"):
+        MultiTaskConfig(encoder={}, tasks={"ner": {"format": 99, "type": "token_classification"}})
+
+
+def tiny_config(config_class, **extra):
+    return config_class(vocab_size=300, **TINY_ENCODER_SIZE, max_position_embeddings=128, **extra).to_dict()
+
+
+@pytest.mark.parametrize(
+    ("config_class", "extra", "task", "argument"),
+    [
+        (LongformerConfig, {"attention_window": 4}, "sequence_classification", "global_attention_mask"),
+        (BigBirdConfig, {"attention_type": "original_full"}, "question_answering", "token_type_ids"),
+    ],
+)
+def test_a_stock_head_that_makes_its_own_encoder_inputs_is_refused_when_built(config_class, extra, task, argument):
+    with pytest.raises(ModelBuildError, match=rf"(?s){config_class.model_type!r} backbone passes its own {argument!r}"):
+        MultiTaskModel(MultiTaskConfig(encoder=tiny_config(config_class, **extra), tasks={"t": {"type": task}}))
+    # The other heads of the same backbones build.
+    other = "token_classification"
+    MultiTaskModel(MultiTaskConfig(encoder=tiny_config(config_class, **extra), tasks={"t": {"type": other}}))

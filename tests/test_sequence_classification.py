@@ -74,7 +74,7 @@ def test_multi_label_targets_are_multi_hot_and_scored_with_thresholds(tiny_token
     task = make_task(tiny_tokenizer, path, path, problem_type="multi_label_classification", threshold=[0.5, 0.9])
     assert task.labels == ["business", "sport"]
     assert task.encoded["train"]["labels"] == [[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]
-    assert task.head_spec()["problem_type"] == "multi_label_classification"
+    assert task.head_description()["problem_type"] == "multi_label_classification"
     # Logits whose probabilities are 0.73 and 0.73: 'sport' stays below its 0.9 threshold.
     evaluation = task.evaluate("validation", [np.array([1.0, 1.0])] * 3)
     assert evaluation.metrics["per_class"]["business"]["recall"] == 1.0

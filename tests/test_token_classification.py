@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import write_conll
+from conftest import token_predictions, write_conll
 
 from mtl_nlp.config import recipe_from_dict
 from mtl_nlp.errors import DataError
 from mtl_nlp.tasks import build_task
-from mtl_nlp.tasks.token_classification import words_from_subtokens
+from mtl_nlp.tasks.token_classification import word_predictions
 
 LABELS = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
 ZERO_WIDTH_SPACE = "\u200b"
@@ -70,35 +70,40 @@ def test_word_dropped_by_the_tokenizer_is_predicted_o_and_counted(tiny_tokenizer
     row = task.encoded["validation"][1]
     assert 0 not in row["word_ids"]  # the zero-width space has no sub-token
     gold_ids = np.array(row["labels"])
-    predictions = [np.array(r["labels"]).clip(min=0) for r in task.encoded["validation"]]
-    predictions[1] = gold_ids.clip(min=0)
-    predicted = task.word_predictions("validation", predictions)
+    predictions = [token_predictions(np.array(r["labels"]).clip(min=0)) for r in task.encoded["validation"]]
+    predictions[1] = token_predictions(gold_ids.clip(min=0))
+    predicted = task.predicted_tags("validation", predictions)
     assert task.truncation_counts("validation") == {"words_without_subtokens": 1}
     assert predicted[1] == ["O", "B-LOC", "I-LOC", "I-LOC"]
     assert predicted[0] == ["B-PER", "I-PER", "O", "B-LOC"]
 
 
-def test_words_from_subtokens_uses_first_piece_and_fallback():
+def test_a_word_takes_its_first_pieces_prediction_and_words_without_pieces_the_fallback():
     word_ids = np.array([-1, 0, 0, 0, 2, 3, 3, -1])
-    subtoken_labels = np.array([9, 1, 7, 7, 3, 4, 8, 9])
-    assert words_from_subtokens(word_ids, subtoken_labels, num_words=5, fallback=0).tolist() == [
-        1,
-        0,
-        3,
-        4,
-        0,
-    ]
+    labels, probabilities = word_predictions([(word_ids, token_predictions([9, 1, 7, 7, 3, 4, 8, 9]))], 5, 0)
+    assert labels.tolist() == [1, 0, 3, 4, 0]
+    assert probabilities.tolist() == pytest.approx([0.9, 0.0, 0.9, 0.9, 0.0])
 
 
 def test_truncated_words_are_filled_with_fallback():
     word_ids = np.array([-1, 0, 1, 1, 2, 3])
     # Predictions cover only the first four positions (the rest was cut).
-    assert words_from_subtokens(word_ids, np.array([5, 1, 2, 2]), num_words=4, fallback=0).tolist() == [
-        1,
-        2,
+    labels, _ = word_predictions([(word_ids, token_predictions([5, 1, 2, 2]))], 4, 0)
+    assert labels.tolist() == [1, 2, 0, 0]
+
+
+def test_overlapping_windows_read_each_word_where_it_is_farthest_from_an_edge():
+    # Six words in two windows sharing words 2-4; window 2 opens with the continuation of word 2.
+    first = np.array([-1, 0, 1, 2, 2, 3, 4, -1])
+    second = np.array([-1, 2, 3, 4, 5, -1])
+    labels, _ = word_predictions(
+        [(first, token_predictions([0, 1, 1, 1, 1, 1, 1, 0])), (second, token_predictions([0, 2, 2, 2, 2, 0]))],
+        6,
         0,
-        0,
-    ]
+    )
+    # Word 2 is only a continuation in window 2, so window 1 reads it; word 3 is one token from an edge in both
+    # windows, so the earlier wins; word 4 is window 1's last word (at its edge), one token inside window 2.
+    assert labels.tolist() == [1, 1, 1, 1, 2, 2]
 
 
 def test_labels_are_read_from_training_data_with_o_first(tiny_tokenizer, ner_file):
@@ -130,7 +135,7 @@ def test_iob1_files_are_converted_on_load_and_written_back_in_iob1(tiny_tokenize
     path = write_conll(tmp_path / "iob1.conll", iob1)
     task = make_task(tiny_tokenizer, path, path, tag_scheme="iob1")
     assert task.raw["train"]["ner"] == [["B-PER", "I-PER", "B-PER", "O"]]
-    perfect = [np.array(row["labels"]).clip(min=0) for row in task.encoded["validation"]]
+    perfect = [token_predictions(np.array(row["labels"]).clip(min=0)) for row in task.encoded["validation"]]
     evaluation = task.evaluate("validation", perfect)
     assert evaluation.metrics["f1"] == 1.0 and evaluation.metrics["scheme"] == "iob2"
     assert [line.split()[1:] for line in evaluation.predictions.splitlines() if line] == [
@@ -148,7 +153,7 @@ def test_strict_mode_is_selectable_and_named_in_the_report(tiny_tokenizer, tmp_p
     row = task.encoded["validation"][0]
     predicted = np.array(row["labels"]).clip(min=0)
     predicted[np.array(row["labels"]) == label_ids["B-LOC"]] = label_ids["I-LOC"]  # an I- start: no entity in strict
-    evaluation = task.evaluate("validation", [predicted])
+    evaluation = task.evaluate("validation", [token_predictions(predicted)])
     assert evaluation.metrics["mode"] == "strict"
     assert evaluation.metrics["recall"] == 0.5
     assert "mode strict" in evaluation.report.splitlines()[0]

@@ -14,8 +14,9 @@ class PaddingCollator:
 
     One collator serves every task: list-valued columns are right-padded with their column's pad value
     (``input_ids`` with the tokenizer's pad id, ``labels`` with -100, …), scalar columns are stacked.
-    Written here rather than taken from ``transformers`` because its collators pad only the model inputs and
-    ``labels``, while evaluation also carries per-token columns such as ``word_ids``.
+    Written here rather than taken from ``transformers`` because its collators take a list of per-example dicts
+    and need a different class per kind of target (``DataCollatorWithPadding``, ``…ForTokenClassification``),
+    while a batch here arrives as one mapping of columns from Arrow, whatever the task's targets.
     """
 
     def __init__(self, pad_values: Mapping[str, int], pad_to_multiple_of: int | None = None) -> None:

@@ -7,7 +7,8 @@ import warnings
 from typing import Any
 
 from seqeval.metrics import accuracy_score, classification_report, f1_score, precision_score, recall_score
-from seqeval.scheme import BILOU, IOB2, IOBES, Token
+from seqeval.metrics.sequence_labeling import get_entities
+from seqeval.scheme import BILOU, IOB2, IOBES, Entities, Token
 
 from .schemes import SCHEMES, to_scoring_tags
 
@@ -43,6 +44,18 @@ def _prepare(
     """Gold and predicted tags as seqeval should read them, and seqeval's keyword arguments for the mode."""
     options = _seqeval_options(mode, scheme)
     return _scoring_tags(gold, mode, scheme), _scoring_tags(predicted, mode, scheme), options
+
+
+def entity_spans(tags: list[str], *, mode: str = CONLLEVAL_MODE, scheme: str = "iob2") -> list[tuple[str, int, int]]:
+    """The entities of one sentence's tags as ``(type, first word, last word + 1)``, read by the same seqeval
+    functions, scheme conversion and mode that :func:`score_entities` counts with."""
+    [scoring_tags] = _scoring_tags([tags], mode, scheme)
+    options = _seqeval_options(mode, scheme)
+    if mode == CONLLEVAL_MODE:
+        return [(kind, start, end + 1) for kind, start, end in get_entities(scoring_tags)]
+    return [
+        (entity.tag, entity.start, entity.end) for entity in Entities([scoring_tags], options["scheme"]).entities[0]
+    ]
 
 
 def _figure(value: Any) -> float:

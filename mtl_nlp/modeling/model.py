@@ -1,18 +1,17 @@
-"""``MultiTaskModel``: one pretrained encoder shared by a stock transformers head per task."""
+"""``MultiTaskModel``: one pretrained encoder shared by a head per task."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
-from transformers import AutoModel, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import AutoModel, PreTrainedModel
 from transformers.utils import ModelOutput
 
 from ..paths import load_pretrained
 from .config import MultiTaskConfig
-from .heads import build_head, shared_slot
+from .heads import StockHead, build_head
 
 ENCODER_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
@@ -21,19 +20,21 @@ class MultiTaskModel(PreTrainedModel):
     """A shared ``AutoModel`` encoder and one head per task (``config.tasks``).
 
     ``model(task="ner", input_ids=…, attention_mask=…, labels=…)`` runs the encoder and that task's head and
-    returns the stock output type (``TokenClassifierOutput``, ``SequenceClassifierOutput``, …), with the loss
-    when targets are given. :meth:`forward_heads` runs the encoder once for several heads. Saved and loaded
-    with ``save_pretrained`` / ``from_pretrained`` (safetensors weights, ``config.json``).
+    returns the head's output (``TokenClassifierOutput``, ``SequenceClassifierOutput``, …), with the loss when
+    targets are given. :meth:`forward_heads` runs the encoder once for several heads. Saved and loaded with
+    ``save_pretrained`` / ``from_pretrained`` (safetensors weights, ``config.json``).
     """
 
     config_class = MultiTaskConfig
     base_model_prefix = "encoder"
 
-    def __init__(self, config: MultiTaskConfig) -> None:
+    def __init__(self, config: MultiTaskConfig, encoder: PreTrainedModel | None = None) -> None:
         super().__init__(config)
         encoder_config = config.encoder_config()
-        self.encoder = AutoModel.from_config(encoder_config)
-        self.heads = nn.ModuleDict({name: build_head(encoder_config, spec) for name, spec in config.tasks.items()})
+        self.encoder = encoder if encoder is not None else AutoModel.from_config(encoder_config)
+        self.heads = nn.ModuleDict(
+            {name: build_head(encoder_config, task["head"], task["labels"]) for name, task in config.tasks.items()}
+        )
         self.post_init()
 
     @classmethod
@@ -45,16 +46,15 @@ class MultiTaskModel(PreTrainedModel):
         revision: str | None = None,
         trust_remote_code: bool = False,
     ) -> MultiTaskModel:
-        """A new multi-task model: pretrained encoder weights from ``name_or_path``, new heads for ``tasks``.
+        """A new multi-task model: pretrained encoder weights from ``name_or_path``, new heads for ``tasks`` (task
+        descriptions, see :mod:`mtl_nlp.modeling.config`). The encoder is built once, by loading it.
 
         ``name_or_path`` is a Hub id, a local directory or ``pkg:<package>/<dir>``.
         """
         encoder = load_pretrained(
             AutoModel.from_pretrained, name_or_path, "backbone", revision=revision, trust_remote_code=trust_remote_code
         )
-        model = cls(MultiTaskConfig(encoder=encoder.config.to_dict(), tasks=tasks))
-        model.encoder = encoder
-        return model
+        return cls(MultiTaskConfig(encoder=encoder.config.to_dict(), tasks=tasks), encoder=encoder)
 
     @property
     def task_names(self) -> list[str]:
@@ -64,14 +64,17 @@ class MultiTaskModel(PreTrainedModel):
     def task_model(self, task: str) -> PreTrainedModel:
         """Task ``task`` as its stock ``AutoModelFor…`` model, sharing this model's encoder and head modules.
 
-        Nothing is copied: it is a view for stock tools (``transformers.pipeline``) on the live weights.
+        Nothing is copied: it is a view for stock tools (``transformers.pipeline``) on the live weights. Only heads
+        of the stock kind have one.
         """
         head = self.heads[task]
+        if not isinstance(head, StockHead):
+            raise TypeError(f"task {task!r} has a {type(head).__name__} head, not a stock transformers head.")
         with torch.device("meta"):
-            view = type(head)(head.config)
-        for name, module in head.named_children():
-            setattr(view, name, self.encoder if name == head.base_model_prefix else module)
-        return view.eval() if not self.training else view
+            view = type(head.shell)(head.config)
+        for name, module in head.shell.named_children():
+            setattr(view, name, self.encoder if name == view.base_model_prefix else module)
+        return view.train(self.training)
 
     def compile_encoder_blocks(self) -> int:
         """Compile each of the encoder's repeated blocks (its ``_no_split_modules``: embeddings, layers) in place
@@ -82,12 +85,6 @@ class MultiTaskModel(PreTrainedModel):
         for module in blocks or [self.encoder]:
             module.compile(dynamic=True)
         return len(blocks) or 1
-
-    def export_task(self, task: str, out_dir: str | Path, tokenizer: PreTrainedTokenizerBase) -> Path:
-        """Write ``task`` as a stock ``AutoModelFor…`` checkpoint with ``tokenizer`` (see :mod:`mtl_nlp.export`)."""
-        from ..export import export_task
-
-        return export_task(self, task, out_dir, tokenizer)
 
     def forward(self, task: str, **inputs: torch.Tensor) -> ModelOutput:
         """Run the encoder and the head of ``task``; ``inputs`` hold the encoder inputs and the head's targets."""
@@ -100,18 +97,8 @@ class MultiTaskModel(PreTrainedModel):
         return {task: self._run_head(task, encoded, encoder_inputs, {}) for task in tasks or self.task_names}
 
     def _run_head(
-        self,
-        task: str,
-        encoded: ModelOutput,
-        encoder_inputs: dict[str, torch.Tensor],
-        targets: dict[str, Any],
+        self, task: str, encoded: ModelOutput, encoder_inputs: dict[str, torch.Tensor], targets: dict[str, Any]
     ) -> ModelOutput:
         if task not in self.heads:
             raise KeyError(f"no head for task {task!r}; this model has {', '.join(self.heads)}.")
-        head = self.heads[task]
-        slot = shared_slot(head)
-        slot.output = encoded
-        try:
-            return head(**encoder_inputs, **targets)
-        finally:
-            slot.output = None
+        return self.heads[task](encoded, encoder_inputs, **targets)

@@ -1,4 +1,8 @@
-"""Task types: one module per type; ``TASK_TYPES`` maps the recipe's ``type`` to its class."""
+"""Task types: one module per type, registered in ``TASK_TYPES`` by :func:`register_task_type`.
+
+A registered type is everything that differs between types — its recipe settings, head, encoding, decoder,
+metrics, Hub task — so adding one is one module and one call; see docs/extending.md.
+"""
 
 from __future__ import annotations
 
@@ -6,38 +10,57 @@ from typing import Any
 
 from transformers import PreTrainedTokenizerBase
 
-from ..config import TaskConfig, build_dataclass
+from ..config import TASK_CONFIG_CLASSES, TaskConfig
+from ..errors import ModelLoadError
 from .base import Task, TaskEvaluation
+from .inference import InferenceEncoding, InferenceInput, Prediction, check_inputs
 from .question_answering import QuestionAnsweringConfig, QuestionAnsweringTask
 from .sequence_classification import SequenceClassificationConfig, SequenceClassificationTask
 from .token_classification import TokenClassificationConfig, TokenClassificationTask
 
-TASK_TYPES: dict[str, type[Task]] = {
-    "token_classification": TokenClassificationTask,
-    "sequence_classification": SequenceClassificationTask,
-    "question_answering": QuestionAnsweringTask,
-}
+TASK_TYPES: dict[str, type[Task]] = {}
+
+
+def register_task_type(task_class: type[Task]) -> type[Task]:
+    """Register a task type under its ``type_name``, so recipes, saved models, the pipeline, export and the model
+    card know it. Returns the class, so it can decorate the class definition."""
+    TASK_TYPES[task_class.type_name] = task_class
+    TASK_CONFIG_CLASSES[task_class.type_name] = task_class.config_class
+    return task_class
+
+
+for _built_in in (TokenClassificationTask, SequenceClassificationTask, QuestionAnsweringTask):
+    register_task_type(_built_in)
+
+
+def task_type(name: str) -> type[Task]:
+    """The registered task type ``name``; a clear error when this process does not know it."""
+    if name not in TASK_TYPES:
+        raise ModelLoadError(
+            f"task type {name!r} is not registered (known: {', '.join(TASK_TYPES)}). Import the module that "
+            "registers it (mtl_nlp.tasks.register_task_type) before loading the model."
+        )
+    return TASK_TYPES[name]
 
 
 def build_task(name: str, config: TaskConfig, tokenizer: PreTrainedTokenizerBase) -> Task:
     """The task object for a task's recipe settings."""
-    return TASK_TYPES[config.type](name, config, tokenizer)
+    return task_type(config.type)(name, config, tokenizer)
 
 
-def task_from_spec(
-    name: str, spec: dict[str, Any], tokenizer: PreTrainedTokenizerBase, test_file: str | None = None
+def task_from_description(
+    name: str, description: dict[str, Any], tokenizer: PreTrainedTokenizerBase, test_file: str | None = None
 ) -> Task:
-    """Rebuild a trained task from its head spec (saved in the model's config), with its saved labels; its
-    only data is ``test_file``, if given."""
-    settings = dict(spec["task_config"])
-    settings["labels"] = spec["id2label"] or None
-    settings["data"] = {**settings["data"], "train": None, "validation": None, "test": test_file, "hub_dataset": None}
-    settings["data"]["max_eval_examples"] = None
-    return build_task(name, build_dataclass(TaskConfig, settings, f"tasks.{name}"), tokenizer)
+    """Rebuild a trained task from its saved description (``model.config.tasks[name]``); its only data is
+    ``test_file``, if given."""
+    return task_type(description["type"]).from_description(name, description, tokenizer, test_file)
 
 
 __all__ = [
     "TASK_TYPES",
+    "InferenceEncoding",
+    "InferenceInput",
+    "Prediction",
     "QuestionAnsweringConfig",
     "QuestionAnsweringTask",
     "SequenceClassificationConfig",
@@ -47,5 +70,8 @@ __all__ = [
     "TokenClassificationConfig",
     "TokenClassificationTask",
     "build_task",
-    "task_from_spec",
+    "check_inputs",
+    "register_task_type",
+    "task_from_description",
+    "task_type",
 ]

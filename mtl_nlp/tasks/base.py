@@ -16,9 +16,12 @@ from datasets import Dataset, DatasetDict
 from transformers import PreTrainedTokenizerBase
 from transformers.utils import ModelOutput
 
-from ..config import TaskConfig
+from ..config import DataConfig, TaskConfig
 from ..data.collator import PaddingCollator
 from ..data.loading import load_splits
+from ..modeling.config import TASK_FORMAT, saved_settings
+from ..modeling.heads import STOCK_KIND
+from .inference import InferenceEncoding, InferenceInput, Prediction
 
 MAX_DEFAULT_LENGTH = 512
 HEADER_LINES = 1  # of .tsv and .csv files
@@ -48,12 +51,17 @@ class TaskEvaluation:
 class Task(ABC):
     """One named task: its data, labels, encoding, head, decoding and metrics.
 
-    Subclasses set ``config_class`` and ``head_type`` and implement the abstract methods; nothing outside
+    A task type is a subclass registered with :func:`mtl_nlp.tasks.register_task_type`: it sets ``type_name``
+    (the recipe's ``type``), ``config_class`` (its recipe settings), ``hub_pipeline_tag`` (the Hub task of its
+    stock export) and ``stock_auto_class`` (its stock ``AutoModelFor…`` head, or override
+    :meth:`head_description` for a head of another kind), and implements the abstract methods. Nothing outside
     ``mtl_nlp.tasks`` branches on the task type.
     """
 
+    type_name: ClassVar[str]
     config_class: ClassVar[type[TaskConfig]]
-    head_type: ClassVar[str]
+    hub_pipeline_tag: ClassVar[str]
+    stock_auto_class: ClassVar[str | None] = None
     target_columns: ClassVar[tuple[str, ...]] = ("labels",)
     target_pad_values: ClassVar[dict[str, int]] = {"labels": -100}
 
@@ -113,13 +121,37 @@ class Task(ABC):
             return f"{source}:{index + 1}"
         return f"{source}: example {index}"
 
-    def head_spec(self) -> dict[str, Any]:
-        """What the model needs to build and describe this task's head (saved in the model's config)."""
+    def head_description(self) -> dict[str, Any]:
+        """The head this task trains, as a serialisable description (see :mod:`mtl_nlp.modeling.heads`)."""
+        return {"kind": STOCK_KIND, "auto_class": self.stock_auto_class, "problem_type": None}
+
+    def description(self) -> dict[str, Any]:
+        """What a saved model keeps of this task for inference (see :mod:`mtl_nlp.modeling.config`)."""
         return {
-            "type": self.head_type,
-            "id2label": list(self.labels or []),
-            "task_config": dataclasses.asdict(self.config),
+            "format": TASK_FORMAT,
+            "type": self.type_name,
+            "labels": list(self.labels or []),
+            "head": self.head_description(),
+            "settings": saved_settings(dataclasses.asdict(self.config)),
         }
+
+    @classmethod
+    def from_description(
+        cls, name: str, description: dict[str, Any], tokenizer: PreTrainedTokenizerBase, test_file: str | None = None
+    ) -> Task:
+        """Rebuild a trained task from its saved description, with its saved labels; its only data is
+        ``test_file``, if given. Settings this version does not know are ignored."""
+        known = {f.name for f in dataclasses.fields(cls.config_class)}
+        settings = {key: value for key, value in description["settings"].items() if key in known}
+        data_known = {f.name for f in dataclasses.fields(DataConfig)}
+        data = {key: value for key, value in settings.pop("data", {}).items() if key in data_known}
+        config = cls.config_class(
+            **settings,
+            type=cls.type_name,
+            labels=list(description["labels"]) or None,
+            data=DataConfig(**data, test=test_file),
+        )
+        return cls(name, config, tokenizer)
 
     def model_columns(self) -> list[str]:
         """Encoded columns a batch feeds the model: the tokenizer's inputs and the head's targets."""
@@ -154,3 +186,15 @@ class Task(ABC):
     @abstractmethod
     def evaluate(self, split: str, predictions: list[np.ndarray]) -> TaskEvaluation:
         """Score per-example predictions (in encoded order) against the split's gold labels."""
+
+    @abstractmethod
+    def encode_inputs(self, inputs: list[InferenceInput], stride: int | None = None) -> InferenceEncoding:
+        """Encode inputs to predict on into windows, exactly as training encodes examples; ``stride`` (tokens
+        shared by consecutive windows) lets tasks that read every token of a long text split it into windows."""
+
+    @abstractmethod
+    def decode(
+        self, inputs: list[InferenceInput], encoding: InferenceEncoding, predictions: list[np.ndarray]
+    ) -> list[Prediction | None]:
+        """Turn the per-window predictions (from :meth:`batch_predictions`) into one prediction per input (None for
+        inputs the task does not answer), with the decoding that :meth:`evaluate` scores."""

@@ -22,9 +22,10 @@ from transformers.utils import ModelOutput
 
 from ..config import TaskConfig, option
 from ..data.cached import map_cached
-from ..errors import DataError, RecipeError
+from ..errors import DataError, InputError, RecipeError
 from ..evaluation.squad import score_squad, squad_report
 from .base import Task, TaskEvaluation
+from .inference import InferenceEncoding, InferenceInput, Prediction
 
 logger = logging.getLogger(__name__)
 
@@ -263,8 +264,11 @@ def best_span(
 class QuestionAnsweringTask(Task):
     """Answer spans in a context, learnt and predicted per window, decided and scored per question."""
 
+    type_name = "question_answering"
     config_class = QuestionAnsweringConfig
-    head_type = "question_answering"
+    # transformers 5 has no question-answering pipeline; the tag is still the Hub's task id.
+    hub_pipeline_tag = "question-answering"
+    stock_auto_class = "AutoModelForQuestionAnswering"
     target_columns = ("start_positions", "end_positions")
     target_pad_values = {}
     config: QuestionAnsweringConfig
@@ -388,21 +392,34 @@ class QuestionAnsweringTask(Task):
         return np.split(flat, np.cumsum(pc.list_value_length(values).to_numpy(zero_copy_only=False))[:-1])
 
     def predicted_spans(self, split: str, predictions: list[np.ndarray]) -> list[dict[str, Any]]:
-        """Per question of the split, the predicted answer: its text ("" for no answer), character ``start`` and
-        ``end`` in the context, and ``score``, the probability of its start and end tokens within its window.
+        """Per question of the split, the predicted answer (see :meth:`spans`)."""
+        encoded = self.encoded[split]
+        windows = {
+            "example_index": encoded["example_index"],
+            "cls_index": encoded["cls_index"],
+            "offset_start": self._ragged(split, "offset_start"),
+            "offset_end": self._ragged(split, "offset_end"),
+        }
+        return self.spans(self.raw[split][self.config.context_column], windows, predictions)
 
-        The best span over all of the question's windows wins; with v2.0 there is no answer when the lowest
-        [CLS] score beats it by more than the threshold.
+    def spans(
+        self, contexts: list[str], windows: dict[str, list], predictions: list[np.ndarray]
+    ) -> list[dict[str, Any]]:
+        """Per context, the predicted answer: its text ("" for no answer), character ``start`` and ``end`` in the
+        context, and ``score``, the probability of its start and end tokens within its window.
+
+        ``windows`` holds each window's ``example_index``, ``cls_index`` and context offsets (``offset_start``,
+        ``offset_end``: -1 outside the context). The best span over all of a question's windows wins; with v2.0
+        there is no answer when the lowest [CLS] score beats it by more than the threshold.
         """
         config = self.config
-        encoded, contexts = self.encoded[split], self.raw[split][config.context_column]
         best_scores = np.full(len(contexts), -np.inf)
         null_scores = np.full(len(contexts), np.inf)
         spans: list[dict[str, Any]] = [{"answer": "", "start": 0, "end": 0, "score": 0.0} for _ in contexts]
-        offset_starts, offset_ends = self._ragged(split, "offset_start"), self._ragged(split, "offset_end")
         for logits, example, cls_index, offset_start, offset_end in zip(
-            predictions, encoded["example_index"], encoded["cls_index"], offset_starts, offset_ends
+            predictions, windows["example_index"], windows["cls_index"], windows["offset_start"], windows["offset_end"]
         ):
+            offset_start, offset_end = np.asarray(offset_start), np.asarray(offset_end)
             null_scores[example] = min(null_scores[example], logits[0, cls_index] + logits[1, cls_index])
             span = best_span(logits[0], logits[1], offset_start >= 0, config.n_best, config.max_answer_length)
             if span is not None and span[2] > best_scores[example]:
@@ -422,6 +439,39 @@ class QuestionAnsweringTask(Task):
                 for span, none in zip(spans, no_answer)
             ]
         return spans
+
+    def encode_inputs(self, inputs: list[InferenceInput], stride: int | None = None) -> InferenceEncoding:
+        """(question, text) pairs in windows of ``max_length`` sharing ``doc_stride`` tokens, as in training (the
+        task's own stride; ``stride`` is for tasks that read a text alone). Inputs without a question get none."""
+        asked = [number for number, given in enumerate(inputs) if given.question is not None]
+        blank = next((number for number in asked if not inputs[number].question.strip()), None)
+        if blank is not None:
+            raise InputError(f"input {blank}: the question is empty; give a question, or none to skip {self.name}.")
+        config = self.config
+        batch = {
+            config.question_column: [inputs[number].question for number in asked],
+            config.context_column: [inputs[number].text for number in asked],
+            config.answers_column: [{"text": [], "answer_start": []}] * len(asked),
+        }
+        windows = _encode_windows(
+            batch,
+            asked,
+            self.tokenizer,
+            **self._column_names(),
+            max_length=self.max_length,
+            doc_stride=config.doc_stride,
+        )
+        model_inputs = {name: windows[name] for name in self.tokenizer.model_input_names if name in windows}
+        context = {name: windows[name] for name in ("cls_index", "offset_start", "offset_end")}
+        return InferenceEncoding(model_inputs, windows["example_index"], context)
+
+    def decode(
+        self, inputs: list[InferenceInput], encoding: InferenceEncoding, predictions: list[np.ndarray]
+    ) -> list[Prediction | None]:
+        windows = {"example_index": encoding.example_index, **encoding.context}
+        spans = self.spans([given.text for given in inputs], windows, predictions)
+        answered = {example for example in encoding.example_index}
+        return [Prediction(span) if number in answered else None for number, span in enumerate(spans)]
 
     def answers(self, split: str, predictions: list[np.ndarray]) -> list[str]:
         """Per question of the split, the predicted answer text ("" for no answer)."""

@@ -14,8 +14,9 @@ from transformers.utils import ModelOutput
 
 from ..config import TaskConfig, option
 from ..data.cached import map_cached
-from ..errors import DataError, RecipeError
+from ..errors import DataError, InputError, RecipeError
 from .base import Task, TaskEvaluation
+from .inference import InferenceEncoding, InferenceInput, Prediction
 
 SINGLE, MULTI, REGRESSION = "single_label_classification", "multi_label_classification", "regression"
 
@@ -41,11 +42,6 @@ class SequenceClassificationConfig(TaskConfig):
         "labels, or one per label in label order).",
         default=0.5,
     )
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if isinstance(self.threshold, list) and self.labels and len(self.threshold) != len(self.labels):
-            raise RecipeError(f"threshold: {len(self.threshold)} thresholds for {len(self.labels)} labels.")
 
 
 def _encode_texts(
@@ -82,13 +78,15 @@ def _encode_texts(
 class SequenceClassificationTask(Task):
     """One label per example (or a label set, or a score), predicted from the head's logits."""
 
+    type_name = "sequence_classification"
     config_class = SequenceClassificationConfig
-    head_type = "sequence_classification"
+    hub_pipeline_tag = "text-classification"
+    stock_auto_class = "AutoModelForSequenceClassification"
     target_pad_values = {}
     config: SequenceClassificationConfig
 
-    def head_spec(self) -> dict[str, Any]:
-        return {**super().head_spec(), "problem_type": self.config.problem_type}
+    def head_description(self) -> dict[str, Any]:
+        return {**super().head_description(), "problem_type": self.config.problem_type}
 
     def check(self, raw: DatasetDict) -> DatasetDict:
         texts = [self.config.text_column] + ([self.config.text_pair_column] if self.config.text_pair_column else [])
@@ -196,6 +194,19 @@ class SequenceClassificationTask(Task):
     def batch_predictions(self, output: ModelOutput, batch: dict[str, torch.Tensor]) -> list[np.ndarray]:
         return list(output.logits.float().cpu().numpy())
 
+    def decide(self, logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The decision for a batch of logits (examples × outputs) and the scores it rests on: the label id and the
+        softmax probabilities; the multi-hot labels at or above the threshold and the sigmoid probabilities; or
+        the predicted score twice (regression)."""
+        if self.config.problem_type == REGRESSION:
+            return logits[:, 0], logits[:, 0]
+        if self.config.problem_type == MULTI:
+            probabilities = 1 / (1 + np.exp(-logits))
+            return (probabilities >= np.asarray(self.config.threshold)).astype(int), probabilities
+        probabilities = np.exp(logits - logits.max(axis=1, keepdims=True))
+        probabilities /= probabilities.sum(axis=1, keepdims=True)
+        return probabilities.argmax(axis=1), probabilities
+
     def evaluate(self, split: str, predictions: list[np.ndarray]) -> TaskEvaluation:
         from ..evaluation.classification import (  # on use: see mtl_nlp.evaluation
             label_report,
@@ -206,19 +217,16 @@ class SequenceClassificationTask(Task):
             score_regression,
         )
 
-        logits = np.stack(predictions)
+        predicted, probabilities = self.decide(np.stack(predictions))
         gold = np.asarray(self.encoded[split]["labels"])
         texts = self.raw[split][self.config.text_column]
         title = f"{self.name} / {split}"
         if self.config.problem_type == REGRESSION:
-            scores = logits[:, 0]
-            metrics = score_regression(gold, scores)
-            report = regression_report(gold, scores, f"{title}: regression scores")
-            rows = [f"{t}\t{g:.4f}\t{p:.4f}" for t, g, p in zip(texts, gold, scores)]
+            metrics = score_regression(gold, predicted)
+            report = regression_report(gold, predicted, f"{title}: regression scores")
+            rows = [f"{t}\t{g:.4f}\t{p:.4f}" for t, g, p in zip(texts, gold, predicted)]
             return self._evaluation(split, metrics, "pearson", report, "text\tgold\tpredicted", rows)
         if self.config.problem_type == MULTI:
-            probabilities = 1 / (1 + np.exp(-logits))
-            predicted = (probabilities >= np.asarray(self.config.threshold)).astype(int)
             metrics = score_multi_label(gold.astype(int), predicted, self.labels)
             report = multi_label_report(gold.astype(int), predicted, self.labels, f"{title}: multi-label scores")
             rows = [
@@ -226,9 +234,6 @@ class SequenceClassificationTask(Task):
                 for t, g, p, probs in zip(texts, gold, predicted, probabilities)
             ]
             return self._evaluation(split, metrics, "f1_micro", report, "text\tgold\tpredicted\tprobabilities", rows)
-        probabilities = np.exp(logits - logits.max(axis=1, keepdims=True))
-        probabilities /= probabilities.sum(axis=1, keepdims=True)
-        predicted = probabilities.argmax(axis=1)
         metrics = score_labels(gold, predicted, self.labels)
         report = label_report(gold, predicted, self.labels, f"{title}: classification scores")
         rows = [
@@ -238,6 +243,39 @@ class SequenceClassificationTask(Task):
         evaluation = self._evaluation(split, metrics, "accuracy", report, "text\tgold\tpredicted\tprobability", rows)
         evaluation.extras = {"gold": gold, "predicted": predicted}
         return evaluation
+
+    def encode_inputs(self, inputs: list[InferenceInput], stride: int | None = None) -> InferenceEncoding:
+        """Texts (or pairs) truncated at ``max_length`` as in training: a classification reads the first window."""
+        pairs = None
+        if self.config.text_pair_column:
+            missing = next((i for i, given in enumerate(inputs) if not given.text_pair), None)
+            if missing is not None:
+                raise InputError(f"input {missing}: task {self.name!r} classifies text pairs; give its second text.")
+            pairs = [given.text_pair for given in inputs]
+        encoding = self.tokenizer([given.text for given in inputs], pairs, truncation=True, max_length=self.max_length)
+        model_inputs = {name: encoding[name] for name in self.tokenizer.model_input_names if name in encoding}
+        return InferenceEncoding(model_inputs, list(range(len(inputs))))
+
+    def decode(
+        self, inputs: list[InferenceInput], encoding: InferenceEncoding, predictions: list[np.ndarray]
+    ) -> list[Prediction | None]:
+        predicted, scores = self.decide(np.stack(predictions))
+        if self.config.problem_type == REGRESSION:
+            return [Prediction({"score": float(score)}) for score in scores]
+        if self.config.problem_type == MULTI:
+            return [
+                Prediction(
+                    {
+                        "labels": [label for label, on in zip(self.labels, hot) if on],
+                        "scores": dict(zip(self.labels, row.tolist())),
+                    }
+                )
+                for hot, row in zip(predicted, scores)
+            ]
+        return [
+            Prediction({"label": self.labels[label], "score": float(row[label])})
+            for label, row in zip(predicted, scores)
+        ]
 
     def _names(self, hot: np.ndarray) -> str:
         return ",".join(label for label, on in zip(self.labels, hot) if on)

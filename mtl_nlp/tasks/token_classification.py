@@ -19,6 +19,7 @@ from ..data.cached import map_cached
 from ..errors import DataError
 from ..evaluation.schemes import PREFIXES, iob1_to_iob2, iob2_to_iob1
 from .base import Task, TaskEvaluation
+from .inference import InferenceEncoding, InferenceInput, Prediction
 
 
 @dataclass
@@ -45,6 +46,30 @@ class TokenClassificationConfig(TaskConfig):
     )
 
 
+def tokenize_words(tokenizer: Any, words: list[list[str]], max_length: int, stride: int | None = None) -> Any:
+    """Tokenize sentences given as words, as training and inference both do: truncated at ``max_length``, or with
+    ``stride`` cut into windows that share ``stride`` tokens (``overflow_to_sample_mapping`` names each window's
+    sentence)."""
+    return tokenizer(
+        words,
+        is_split_into_words=True,
+        truncation=True,
+        max_length=max_length,
+        stride=stride or 0,
+        return_overflowing_tokens=stride is not None,
+    )
+
+
+def word_ids_of(encoding: Any, window: int) -> np.ndarray:
+    """The word of every sub-token of one encoded window (-1: a special token)."""
+    return np.array([-1 if w is None else w for w in encoding.word_ids(window)], dtype=np.int64)
+
+
+def first_subtokens(word_ids: np.ndarray) -> np.ndarray:
+    """Whether each sub-token is the first of its word within the window."""
+    return (word_ids >= 0) & (word_ids != np.concatenate(([-2], word_ids[:-1])))
+
+
 def _encode_words(
     batch: dict[str, list],
     tokenizer: Any,
@@ -58,17 +83,16 @@ def _encode_words(
     """Tokenize pre-split words; the first sub-token of each word carries its tag, the others -100 (or the
     continuation tag when ``label_all_subtokens``). ``word_ids`` maps every sub-token to its word (-1: none);
     ``words_without_subtokens`` counts the sentence's words cut at ``max_length`` or dropped by the tokenizer."""
-    encoding = tokenizer(batch[tokens_column], is_split_into_words=True, truncation=True, max_length=max_length)
+    encoding = tokenize_words(tokenizer, batch[tokens_column], max_length)
     labels, word_ids_column, without_subtokens = [], [], []
     for row, tags in enumerate(batch[tags_column]):
-        word_ids = np.array([-1 if w is None else w for w in encoding.word_ids(row)])
+        word_ids = word_ids_of(encoding, row)
         tag_ids = np.array([label2id[tag] for tag in tags], dtype=np.int64)
         row_labels = np.full(len(word_ids), -100, dtype=np.int64)
-        in_word = word_ids >= 0
-        first = in_word & (word_ids != np.concatenate(([-2], word_ids[:-1])))
+        first = first_subtokens(word_ids)
         row_labels[first] = tag_ids[word_ids[first]]
         if label_all_subtokens:
-            rest = in_word & ~first
+            rest = (word_ids >= 0) & ~first
             row_labels[rest] = np.asarray(continuation)[tag_ids[word_ids[rest]]]
         labels.append(row_labels.tolist())
         word_ids_column.append(word_ids.tolist())
@@ -80,24 +104,50 @@ def _iob1_to_iob2_column(batch: dict[str, list], column: str) -> dict[str, list]
     return {column: [iob1_to_iob2(tags) for tags in batch[column]]}
 
 
-def words_from_subtokens(
-    word_ids: np.ndarray, subtoken_labels: np.ndarray, num_words: int, fallback: int
-) -> np.ndarray:
-    """One label per word: the label of the word's first sub-token, ``fallback`` for words without sub-tokens
-    (dropped by the tokenizer or cut by truncation)."""
-    word_ids = word_ids[: len(subtoken_labels)]
-    first = (word_ids >= 0) & (word_ids != np.concatenate(([-2], word_ids[:-1])))
-    words = np.full(num_words, fallback, dtype=np.int64)
-    words[word_ids[first]] = subtoken_labels[first]
-    return words
+def word_predictions(
+    windows: list[tuple[np.ndarray, np.ndarray]], num_words: int, fallback: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """One label id and its probability per word, from the windows that read the sentence: ``(word_ids,
+    prediction)`` pairs, ``prediction`` holding each sub-token's label id and probability (shape 2 × tokens).
+
+    A word's prediction is that of its first sub-token, the one training labels (with ``label_all_subtokens``
+    the first too: it is the one every word has). Where windows overlap, the window in which the word's first
+    sub-token lies farthest from a window edge wins (the earlier window on a tie); a word that starts in an
+    earlier window is not read from a later window's opening continuation. Words without a sub-token in any
+    window (dropped by the tokenizer, cut by truncation) get ``fallback`` with probability 0.
+    """
+    labels = np.full(num_words, fallback, dtype=np.int64)
+    probabilities = np.zeros(num_words, dtype=np.float32)
+    margin = np.full(num_words, -1, dtype=np.int64)
+    seen: set[int] = set()
+    for word_ids, prediction in windows:
+        word_ids = word_ids[: prediction.shape[1]]
+        content = np.flatnonzero(word_ids >= 0)
+        if not content.size:
+            continue
+        first = first_subtokens(word_ids)
+        if word_ids[content[0]] in seen:  # the window opens inside a word the previous window started
+            first[content[0]] = False
+        positions = np.flatnonzero(first)
+        words = word_ids[positions]
+        distance = np.minimum(positions - content[0], content[-1] - positions)
+        better = distance > margin[words]
+        words, positions = words[better], positions[better]
+        labels[words] = prediction[0, positions].astype(np.int64)
+        probabilities[words] = prediction[1, positions]
+        margin[words] = distance[better]
+        seen = set(word_ids[content].tolist())
+    return labels, probabilities
 
 
 class TokenClassificationTask(Task):
     """Tags per word, aligned to sub-words for training and decoded back to words for scoring."""
 
+    type_name = "token_classification"
     config_class = TokenClassificationConfig
-    head_type = "token_classification"
-    target_pad_values = {"labels": -100, "word_ids": -1}
+    hub_pipeline_tag = "token-classification"
+    stock_auto_class = "AutoModelForTokenClassification"
+    target_pad_values = {"labels": -100}
     config: TokenClassificationConfig
 
     @property
@@ -230,25 +280,80 @@ class TokenClassificationTask(Task):
         return [plot_entity_f1(evaluation.metrics["per_type"], path, title)]
 
     def batch_predictions(self, output: ModelOutput, batch: dict[str, torch.Tensor]) -> list[np.ndarray]:
-        predicted = output.logits.argmax(dim=-1).cpu().numpy()
+        """Per example, each real sub-token's predicted label id and its probability (shape 2 × tokens)."""
+        probabilities, predicted = output.logits.float().softmax(dim=-1).max(dim=-1)
+        stacked = torch.stack([predicted.float(), probabilities], dim=1).cpu().numpy()
         lengths = batch["attention_mask"].sum(dim=1).cpu().numpy()
-        return [row[:length] for row, length in zip(predicted, lengths)]
+        return [row[:, :length] for row, length in zip(stacked, lengths)]
 
     @property
     def fallback_label(self) -> str:
         """The prediction for words without a sub-token: O, or the first label for plain tag sets."""
         return "O" if "O" in self.labels else self.labels[0]
 
-    def word_predictions(self, split: str, predictions: list[np.ndarray]) -> list[list[str]]:
-        """Per sentence, the predicted tag of every original word (the fallback label for words without a
-        sub-token, counted by :meth:`truncation_counts`)."""
-        fallback = self.labels.index(self.fallback_label)
+    def _word_labels(self, windows: list[tuple[np.ndarray, np.ndarray]], num_words: int) -> tuple[list[str], list]:
+        labels, probabilities = word_predictions(windows, num_words, self.labels.index(self.fallback_label))
+        return [self.labels[i] for i in labels], probabilities.tolist()
+
+    def predicted_tags(self, split: str, predictions: list[np.ndarray]) -> list[list[str]]:
+        """Per sentence of a split, the predicted tag of every original word (the fallback label for words
+        without a sub-token, counted by :meth:`truncation_counts`)."""
         sentences = []
         word_ids_column = self.encoded[split]["word_ids"]
         for words, word_ids, predicted in zip(self.raw[split][self.config.tokens_column], word_ids_column, predictions):
-            labels = words_from_subtokens(np.asarray(word_ids), predicted, len(words), fallback)
-            sentences.append([self.labels[i] for i in labels])
+            sentences.append(self._word_labels([(np.asarray(word_ids), predicted)], len(words))[0])
         return sentences
+
+    def file_tags(self, tags: list[str]) -> list[str]:
+        """Tags in the scheme of the task's files (IOB1 files get IOB1 back), as prediction files hold them."""
+        return iob2_to_iob1(tags) if self.config.tag_scheme == "iob1" else tags
+
+    @property
+    def scoring_scheme(self) -> str:
+        """The scheme predicted tags are read in (IOB1 is converted to IOB2 on load)."""
+        return "iob2" if self.config.tag_scheme == "iob1" else self.config.tag_scheme
+
+    def encode_inputs(self, inputs: list[InferenceInput], stride: int | None = None) -> InferenceEncoding:
+        words = [given.word_spans()[0] for given in inputs]
+        encoding = tokenize_words(self.tokenizer, words, self.max_length, stride)
+        example_index = encoding.get("overflow_to_sample_mapping", list(range(len(inputs))))
+        model_inputs = {name: encoding[name] for name in self.tokenizer.model_input_names if name in encoding}
+        word_ids = [word_ids_of(encoding, window) for window in range(len(example_index))]
+        return InferenceEncoding(model_inputs, list(example_index), {"word_ids": word_ids})
+
+    def decode(
+        self, inputs: list[InferenceInput], encoding: InferenceEncoding, predictions: list[np.ndarray]
+    ) -> list[Prediction | None]:
+        from ..evaluation.sequence_labeling import entity_spans  # on use: see mtl_nlp.evaluation
+
+        decoded = []
+        for given, windows in zip(inputs, encoding.windows_of(len(inputs))):
+            words, spans = given.word_spans()
+            pairs = [(encoding.context["word_ids"][w], predictions[w]) for w in windows]
+            tags, scores = self._word_labels(pairs, len(words))
+            if self.config.tag_scheme == "none":
+                output = [
+                    {"entity": tag, "score": score, "index": i, "word": word, "start": start, "end": end}
+                    for i, (tag, score, word, (start, end)) in enumerate(zip(tags, scores, words, spans))
+                ]
+            else:
+                output = []
+                for kind, first, last in entity_spans(
+                    tags, mode=self.config.evaluation_mode, scheme=self.scoring_scheme
+                ):
+                    start, end = spans[first][0], spans[last - 1][1]
+                    output.append(
+                        {
+                            "entity_group": kind,
+                            "score": float(np.mean(scores[first:last])),
+                            "word": given.text[start:end],
+                            "start": start,
+                            "end": end,
+                            "words": list(range(first, last)),
+                        }
+                    )
+            decoded.append(Prediction(output, word_tags=self.file_tags(tags)))
+        return decoded
 
     def truncation_counts(self, split: str) -> dict[str, int]:
         return {"words_without_subtokens": sum(self.encoded[split]["words_without_subtokens"])}
@@ -257,7 +362,7 @@ class TokenClassificationTask(Task):
         from ..evaluation.classification import label_report, score_labels  # on use: see mtl_nlp.evaluation
         from ..evaluation.sequence_labeling import entity_report, score_entities
 
-        predicted = self.word_predictions(split, predictions)
+        predicted = self.predicted_tags(split, predictions)
         raw = self.raw[split]
         gold = raw[self.tags_column]
         if self.config.tag_scheme == "none":
@@ -268,7 +373,7 @@ class TokenClassificationTask(Task):
             report = label_report(gold_ids, predicted_ids, self.labels, f"{self.name} / {split}: per-token scores")
             headline = "accuracy"
         else:
-            scheme = "iob2" if self.config.tag_scheme == "iob1" else self.config.tag_scheme
+            scheme = self.scoring_scheme
             mode = self.config.evaluation_mode
             metrics = score_entities(gold, predicted, mode=mode, scheme=scheme)
             report = entity_report(gold, predicted, self.name, split, mode=mode, scheme=scheme)
@@ -279,8 +384,7 @@ class TokenClassificationTask(Task):
                 f"\n{unscored} words had no sub-token (dropped by the tokenizer or cut at max_length "
                 f"{self.max_length}) and were predicted as {self.fallback_label}.\n"
             )
-        if self.config.tag_scheme == "iob1":
-            gold, predicted = [iob2_to_iob1(t) for t in gold], [iob2_to_iob1(t) for t in predicted]
+        gold, predicted = [self.file_tags(t) for t in gold], [self.file_tags(t) for t in predicted]
         lines = []
         for words, gold_tags, predicted_tags in zip(raw[self.config.tokens_column], gold, predicted):
             lines.extend(f"{w} {g} {p}" for w, g, p in zip(words, gold_tags, predicted_tags))

@@ -38,7 +38,7 @@ def prepare_tasks(recipe: RecipeConfig, tokenizer) -> dict[str, Task]:
     for name, task in tasks.items():
         task.prepare()
         sizes = ", ".join(f"{split} {len(dataset)}" for split, dataset in task.raw.items())
-        logger.info("Task %s (%s): %s; %d labels", name, task.head_type, sizes, len(task.labels or []))
+        logger.info("Task %s (%s): %s; %d labels", name, task.type_name, sizes, len(task.labels or []))
     return tasks
 
 
@@ -72,7 +72,7 @@ def train(recipe: RecipeConfig, resume: str | Path | bool = False) -> TrainingRe
         tasks = prepare_tasks(recipe, tokenizer)
     model = MultiTaskModel.from_backbone(
         recipe.model.name_or_path,
-        {name: task.head_spec() for name, task in tasks.items()},
+        {name: task.description() for name, task in tasks.items()},
         revision=recipe.model.revision,
         trust_remote_code=recipe.model.trust_remote_code,
     )
