@@ -16,9 +16,11 @@ from transformers import BertConfig
 
 from mtl_nlp import MultiTaskModel, MultiTaskTrainer, recipe_from_dict, train
 from mtl_nlp.errors import TrainingError
+from mtl_nlp.tokenization import load_tokenizer
 from mtl_nlp.training import trainer as trainer_module
 from mtl_nlp.training.gradients import build_aggregator, combined_backward
 from mtl_nlp.training.history import read_history
+from mtl_nlp.training.run import prepare_tasks
 from mtl_nlp.training.weighting import DynamicWeightAverage
 
 
@@ -196,6 +198,18 @@ def test_the_best_model_is_loaded_from_a_sharded_save(tmp_path, tiny_model_dir, 
     for step, expected in ((4, True), (6, False)):
         checkpoint = load_file(output_dir / "checkpoints" / f"step-{step:08d}" / "model.safetensors")
         assert all(torch.equal(final[name], tensor) for name, tensor in checkpoint.items()) == expected
+
+
+def test_the_trainer_leaves_the_random_state_to_its_caller(tmp_path, tiny_model_dir):
+    # train() seeds once, before it builds the new heads; a trainer built from Python keeps the caller's state.
+    recipe = small_recipe(tmp_path, tiny_model_dir)
+    tasks = prepare_tasks(recipe, load_tokenizer(str(tiny_model_dir)))
+    model = MultiTaskModel.from_backbone(str(tiny_model_dir), {name: task.head_spec() for name, task in tasks.items()})
+    torch.manual_seed(1234)
+    state = torch.get_rng_state()
+    trainer = MultiTaskTrainer(model, tasks, recipe)
+    assert torch.equal(torch.get_rng_state(), state)
+    assert trainer.train()
 
 
 HOST_READS = ("__bool__", "__float__", "__int__", "__index__", "item", "tolist")

@@ -14,7 +14,6 @@ from accelerate.utils import (
     DistributedDataParallelKwargs,
     get_cpu_distributed_information,
     send_to_device,
-    set_seed,
 )
 from safetensors.torch import load_file, save_file
 from torch.utils.data import DataLoader, Dataset
@@ -111,6 +110,9 @@ class MultiTaskTrainer:
     Checkpoints (every ``training.save_every_steps``) hold everything needed to continue exactly:
     model, optimizer, gradient scaler and RNG states through Accelerate, plus the scheduler, sampler
     position, loss weighting, model selection, counters and the history's length.
+
+    The caller seeds the random state (``accelerate.utils.set_seed``) before building the model, so that the
+    new heads and the run repeat; :func:`mtl_nlp.train` does.
     """
 
     def __init__(
@@ -126,7 +128,6 @@ class MultiTaskTrainer:
         self.task_names = list(tasks)
         self.accelerator = accelerator or build_accelerator(self.training)
         self.output_dir = Path(recipe.output_dir)
-        set_seed(self.training.seed)
         self.sampler = MultiTaskBatchSampler(
             {name: task.lengths("train") for name, task in tasks.items()},
             {name: task.config.batch_size for name, task in tasks.items()},
