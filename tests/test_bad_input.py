@@ -11,15 +11,16 @@ import re
 import runpy
 import socket
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import token_predictions, write_conll
+from conftest import token_predictions, toy_recipe, write_conll
+from transformers import PreTrainedModel
 
+from mtl_nlp import MultiTaskModel, train
 from mtl_nlp.config import load_recipe, recipe_from_dict
 from mtl_nlp.errors import DataError, ModelLoadError, RecipeError
 from mtl_nlp.evaluation.saved_model import evaluate_file
@@ -342,8 +343,8 @@ ROWS = [
         "evaluate-not-a-multitask-model",
         lambda ctx: lambda: evaluate_file(ctx.model_dir, "ner", "dev.conll", ctx.tmp / "out"),
         ModelLoadError,
-        r"saved model from '.*' could not be loaded \(.*not a multi-task model saved by mtl-nlp\)\. Give a model "
-        r"directory written by save_pretrained",
+        r"tiny-bert\d*/config\.json: not an mtl-nlp multi-task model \(it names no tasks\)\. Give the 'model' "
+        r"directory of a training run",
     ),
 ]
 
@@ -361,11 +362,28 @@ def no_network(monkeypatch):
 @pytest.mark.parametrize("row", ROWS, ids=[row.id for row in ROWS])
 def test_bad_input_names_the_place_and_the_fix(row, tmp_path, tiny_model_dir, tiny_tokenizer):
     call = row.build(Context(tmp_path, tiny_model_dir, tiny_tokenizer))
-    start = time.monotonic()
     with pytest.raises(row.error) as caught:
         call()
-    assert time.monotonic() - start < 5, "bad input must be reported at once, without waiting on anything"
     assert re.search(row.message, str(caught.value)), f"{caught.value!s}\ndoes not match\n{row.message}"
+
+
+def test_bad_data_stops_a_run_before_any_model_is_loaded(tiny_model_dir, tmp_path, monkeypatch):
+    loaded = []
+    load = PreTrainedModel.from_pretrained.__func__
+
+    def spy(cls, *args, **kwargs):
+        loaded.append(cls.__name__)
+        return load(cls, *args, **kwargs)
+
+    monkeypatch.setattr(PreTrainedModel, "from_pretrained", classmethod(spy))
+    raw = toy_recipe(tmp_path, tiny_model_dir)
+    dev = text_file(Context(tmp_path, tiny_model_dir, None), "dev.conll", "EU NNP B-NP B-ORG\nrejects VBZ O\n")
+    raw["tasks"]["ner"]["data"]["validation"] = str(dev)
+    with pytest.raises(DataError, match=r"dev\.conll:2: expected 4 columns"):
+        train(recipe_from_dict(raw))
+    assert loaded == []
+    MultiTaskModel.from_backbone(str(tiny_model_dir), {})
+    assert loaded  # the spy sees the backbone being loaded
 
 
 def test_cli_bad_recipe_exits_2_with_one_line(tmp_path, monkeypatch, capsys):

@@ -4,9 +4,13 @@ asked, no unsafe unpickling."""
 from __future__ import annotations
 
 import ast
+import base64
+import json
 import logging
 from pathlib import Path
 
+import httpx2  # huggingface_hub's HTTP client
+import huggingface_hub
 import pytest
 import yaml
 from conftest import toy_recipe
@@ -47,8 +51,52 @@ def test_scanner_finds_a_planted_token(tmp_path):
     assert files_containing(tmp_path, FAKE_TOKEN) == [tmp_path / "nested" / "weights.bin"]
 
 
-def test_training_run_never_writes_or_logs_the_hub_token(
-    tiny_model_dir, tmp_path, monkeypatch, caplog, capfd, from_pretrained_calls
+REPO = "me/tiny-mtl"
+
+
+@pytest.fixture
+def hub_requests(monkeypatch) -> list[httpx2.Request]:
+    """Every request huggingface_hub sends, answered at its HTTP transport, so nothing leaves the machine: the
+    repository is created, the card's metadata is valid, every file is pre-uploaded as a regular (inline) file and
+    the commit succeeds; anything else is a 404."""
+    sent = []
+
+    def answer(transport, request: httpx2.Request) -> httpx2.Response:
+        request.read()
+        sent.append(request)
+        path = request.url.path
+        if path == "/api/repos/create":
+            return httpx2.Response(200, json={"url": f"https://huggingface.co/{REPO}"})
+        if path == "/api/validate-yaml":  # the model card's metadata
+            return httpx2.Response(200, json={"warnings": []})
+        if path.startswith(f"/api/models/{REPO}/preupload/"):
+            files = json.loads(request.content)["files"]
+            modes = [{"path": f["path"], "uploadMode": "regular", "shouldIgnore": False} for f in files]
+            return httpx2.Response(200, json={"files": modes})
+        if path.startswith(f"/api/models/{REPO}/commit/"):
+            commit = {"commitUrl": f"https://huggingface.co/{REPO}/commit/abc", "commitOid": "a" * 40}
+            return httpx2.Response(200, json=commit)
+        return httpx2.Response(404, json={"error": "not answered by the test"})
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)  # the tests run offline
+    monkeypatch.setattr(httpx2.HTTPTransport, "handle_request", answer)
+    return sent
+
+
+def committed_files(requests: list[httpx2.Request]) -> dict[str, bytes]:
+    """Path → content of every file the commit requests upload (the ndjson payload's base64 file lines)."""
+    files = {}
+    for request in requests:
+        if "/commit/" in request.url.path:
+            for line in request.content.splitlines():
+                item = json.loads(line)
+                if item["key"] == "file":
+                    files[item["value"]["path"]] = base64.b64decode(item["value"]["content"])
+    return files
+
+
+def test_training_and_push_never_write_or_log_the_hub_token(
+    tiny_model_dir, tmp_path, monkeypatch, caplog, capfd, from_pretrained_calls, hub_requests
 ):
     monkeypatch.setenv("HF_TOKEN", FAKE_TOKEN)
     training = {"max_steps": 3, "log_every_steps": 1}
@@ -56,12 +104,22 @@ def test_training_run_never_writes_or_logs_the_hub_token(
     output_dir = Path(recipe.output_dir)
     caplog.set_level(logging.DEBUG)
     result = train(recipe)
+    assert main(["push", str(result.model_dir), REPO, "--export-tasks"]) == 0
+
+    # The push path reads HF_TOKEN: huggingface_hub sent it with every request of the upload.
+    authorized = {r.url.path for r in hub_requests if r.headers.get("authorization") == f"Bearer {FAKE_TOKEN}"}
+    upload = {"/api/repos/create", "/api/validate-yaml", f"/api/models/{REPO}/preupload/main"}
+    assert upload | {f"/api/models/{REPO}/commit/main"} <= authorized
+    uploaded = committed_files(hub_requests)
+    assert {"README.md", "recipe.yaml", "model.safetensors", "tasks/ner/model.safetensors"} <= set(uploaded)
+    assert [path for path, content in uploaded.items() if FAKE_TOKEN.encode() in content] == []
+    assert all(FAKE_TOKEN.encode() not in request.content for request in hub_requests)
 
     written = sorted(path.name for path in output_dir.rglob("*") if path.is_file())
     assert "model.safetensors" in written and "metrics.jsonl" in written and "recipe.yaml" in written
-    assert files_containing(output_dir, FAKE_TOKEN) == []
+    assert files_containing(tmp_path, FAKE_TOKEN) == []
     captured = capfd.readouterr()
-    assert caplog.records and result.evaluations
+    assert caplog.records and result.evaluations and f"https://huggingface.co/{REPO}/commit/abc" in captured.out
     for text in (caplog.text, captured.out, captured.err):
         assert FAKE_TOKEN not in text
         assert "hf_Fake" not in text
