@@ -1,7 +1,11 @@
-"""Load the shared tokenizer: a fast tokenizer, since word alignment and offsets need one."""
+"""Load the shared tokenizer: a fast tokenizer, since word alignment and offsets need one, set so that pre-split
+words read as the words of a running text."""
 
 from __future__ import annotations
 
+import inspect
+
+from tokenizers import pre_tokenizers
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from .errors import ModelLoadError
@@ -11,17 +15,35 @@ from .paths import load_pretrained
 def load_tokenizer(
     name_or_path: str, revision: str | None = None, trust_remote_code: bool = False
 ) -> PreTrainedTokenizerBase:
-    """The backbone's fast tokenizer, from a Hub id, a local directory or ``pkg:<package>/<dir>``."""
-    tokenizer = load_pretrained(
-        AutoTokenizer.from_pretrained,
-        name_or_path,
-        "tokenizer",
-        revision=revision,
-        trust_remote_code=trust_remote_code,
-    )
+    """The backbone's fast tokenizer, from a Hub id, a local directory or ``pkg:<package>/<dir>``.
+
+    A byte-level BPE tokenizer (RoBERTa, DeBERTa, GPT-2, BART …) is loaded with a prefix space:
+    pre-split words (``is_split_into_words``) are encoded one by one, and without it each would be encoded as the
+    first word of a text ("Merkel" as ``M er kel``, not ``ĠMer kel`` as inside a sentence).
+    """
+
+    def load(**options: bool) -> PreTrainedTokenizerBase:
+        return load_pretrained(
+            AutoTokenizer.from_pretrained,
+            name_or_path,
+            "tokenizer",
+            revision=revision,
+            trust_remote_code=trust_remote_code,
+            **options,
+        )
+
+    tokenizer = load()
     if not tokenizer.is_fast:
         raise ModelLoadError(
             f"{name_or_path!r} has no fast tokenizer; word alignment and answer offsets need one "
             "(a tokenizer.json, or a tokenizer class from the `tokenizers` library)."
         )
+    byte_level = tokenizer.backend_tokenizer.pre_tokenizer
+    if not isinstance(byte_level, pre_tokenizers.ByteLevel) or byte_level.add_prefix_space:
+        return tokenizer
+    if "add_prefix_space" in inspect.signature(type(tokenizer).__init__).parameters:
+        # The class rebuilds its pre-tokenizer and its offset post-processor with the option, and saves it.
+        return load(add_prefix_space=True)
+    # A generic tokenizer (tokenizer.json only) takes the option without applying it: set it on its pre-tokenizer.
+    byte_level.add_prefix_space = True
     return tokenizer
