@@ -204,7 +204,8 @@ def test_the_trainer_leaves_the_random_state_to_its_caller(tmp_path, tiny_model_
     # train() seeds once, before it builds the new heads; a trainer built from Python keeps the caller's state.
     recipe = small_recipe(tmp_path, tiny_model_dir)
     tasks = prepare_tasks(recipe, load_tokenizer(str(tiny_model_dir)))
-    model = MultiTaskModel.from_backbone(str(tiny_model_dir), {name: task.head_spec() for name, task in tasks.items()})
+    descriptions = {name: task.description() for name, task in tasks.items()}
+    model = MultiTaskModel.from_backbone(str(tiny_model_dir), descriptions)
     torch.manual_seed(1234)
     state = torch.get_rng_state()
     trainer = MultiTaskTrainer(model, tasks, recipe)
