@@ -238,7 +238,11 @@ class DataConfig:
     train: str | None = option("Training file (CoNLL, .tsv, .csv, .json, .jsonl or SQuAD JSON).", default=None)
     validation: str | None = option("Development file, scored during and after training.", default=None)
     test: str | None = option("Test file, scored after training.", default=None)
-    hub_dataset: str | None = option("A dataset name for datasets.load_dataset, instead of local files.", default=None)
+    hub_dataset: str | None = option(
+        "A dataset for datasets.load_dataset instead of local files: a Hub id, or a folder laid out as a Hub dataset "
+        "repository (data files and a README.md card). It needs a 'train' split; ClassLabel features name the labels.",
+        default=None,
+    )
     hub_config: str | None = option("The Hub dataset's configuration name.", default=None)
     hub_splits: list[Literal["train", "validation", "test"]] = option(
         "Which of the Hub dataset's splits to use (drop 'test' where its labels are hidden, as in GLUE).",

@@ -21,7 +21,8 @@ from conftest import token_predictions, toy_recipe, write_conll
 from transformers import PreTrainedModel
 
 from mtl_nlp import MultiTaskModel, train
-from mtl_nlp.config import load_recipe, recipe_from_dict
+from mtl_nlp.config import DataConfig, load_recipe, recipe_from_dict
+from mtl_nlp.data.loading import load_splits
 from mtl_nlp.errors import DataError, ModelLoadError, RecipeError
 from mtl_nlp.evaluation.saved_model import evaluate_file
 from mtl_nlp.tasks import build_task
@@ -227,6 +228,13 @@ ROWS = [
         lambda ctx: ner(ctx, ctx.tmp / "no-such-file.conll"),
         DataError,
         r"no-such-file\.conll: no such file\. Check the path in the recipe's data section",
+    ),
+    Row(
+        "hub-dataset-not-found",
+        lambda ctx: lambda: load_splits(DataConfig(hub_dataset=str(ctx.tmp / "no-such-dataset"))),
+        DataError,
+        r"no-such-dataset: could not be loaded as a dataset \(.*\)\. Check data\.hub_dataset \(a Hub id, or a dataset "
+        r"folder",
     ),
     Row(
         "unknown-file-extension",

@@ -72,17 +72,41 @@ def read_file(path: str, data: DataConfig) -> Dataset:
             options |= {"delimiter": "\t", "quoting": csv.QUOTE_NONE}
         return load_dataset("csv", data_files=path, split="train", **options)
     except Exception as error:
-        reason = " ".join(str(error.__cause__ or error).split())
         raise DataError(
-            f"{path}: could not be read as {kind} ({reason}). Fix the file, or set data.format if it is not {kind}."
+            f"{path}: could not be read as {kind} ({_reason(error)}). Fix the file, or set data.format if it is not "
+            f"{kind}."
         ) from error
+
+
+def _reason(error: Exception) -> str:
+    """An exception's message (or its cause's) on one line."""
+    return " ".join(str(error.__cause__ or error).split())
+
+
+def load_hub_dataset(data: DataConfig) -> dict[str, Dataset]:
+    """The ``hub_splits`` of ``data.hub_dataset`` (a Hub id, or a local dataset repository with a README.md
+    card) that it has; it must have a training split when one is asked for."""
+    name = data.hub_dataset
+    try:
+        loaded = load_dataset(name, data.hub_config)
+    except Exception as error:
+        raise DataError(
+            f"{name}: could not be loaded as a dataset ({_reason(error)}). Check data.hub_dataset (a Hub id, or a "
+            "dataset folder with its data files and README.md card) and data.hub_config; offline, only datasets "
+            "already in the cache load."
+        ) from error
+    if "train" in data.hub_splits and "train" not in loaded:
+        raise DataError(
+            f"{name}: the dataset has no 'train' split (it has {', '.join(sorted(loaded))}). Give a dataset (or "
+            "data.hub_config) with a training split, or local files."
+        )
+    return {split: loaded[split] for split in data.hub_splits if split in loaded}
 
 
 def load_splits(data: DataConfig) -> DatasetDict:
     """Load every configured split, cut to the configured sizes; a split with no examples is an error."""
     if data.hub_dataset:
-        loaded = load_dataset(data.hub_dataset, data.hub_config)
-        splits = {split: loaded[split] for split in data.hub_splits if split in loaded}
+        splits = load_hub_dataset(data)
         sources = {split: f"{data.hub_dataset}[{split}]" for split in splits}
     else:
         files = data.files()
