@@ -10,6 +10,7 @@ import torch
 import yaml
 from conftest import toy_recipe
 from huggingface_hub import ModelCard
+from safetensors.torch import load_file
 
 from mtl_nlp import MultiTaskModel, recipe_from_dict, train
 from mtl_nlp.cli import main
@@ -22,6 +23,8 @@ from mtl_nlp.training.history import read_history
 def trained_run(tiny_model_dir, tmp_path_factory):
     directory = tmp_path_factory.mktemp("run")
     training = {"max_steps": 300, "learning_rate": 2e-3, "warmup_ratio": 0.05, "log_every_steps": 30}
+    # A validation and a checkpoint every 50 steps, all kept: model selection has six candidates to choose from.
+    training |= {"eval_every_steps": 50, "save_every_steps": 50, "save_total_limit": 6}
     recipe = recipe_from_dict(toy_recipe(directory, tiny_model_dir, training=training))
     return recipe, train(recipe)
 
@@ -83,11 +86,20 @@ def test_plots_are_written(trained_run):
         assert (result.report_dir / name).read_bytes().startswith(b"\x89PNG")
 
 
-def test_best_model_is_kept(trained_run):
+def test_the_best_validation_is_selected_and_its_weights_end_the_run(trained_run):
     recipe, result = trained_run
-    assert (result.model_dir.parent / "best" / "model.safetensors").exists()
-    records = read_history(f"{recipe.output_dir}/metrics.jsonl")
-    assert [r["best_step"] for r in records if "aggregate" in r] == [300]
+    validations = [r for r in read_history(f"{recipe.output_dir}/metrics.jsonl") if "aggregate" in r]
+    assert [r["step"] for r in validations] == [50, 100, 150, 200, 250, 300]
+    # After each validation, the best so far is the first with the highest aggregate (ties keep the earlier).
+    best_so_far = [max(validations[:seen], key=lambda r: r["aggregate"])["step"] for seen in range(1, 7)]
+    assert [r["best_step"] for r in validations] == best_so_far
+    final = load_file(result.model_dir / "model.safetensors")
+    for record in validations:
+        checkpoint = load_file(
+            result.model_dir.parent / "checkpoints" / f"step-{record['step']:08d}" / "model.safetensors"
+        )
+        same = all(torch.equal(final[name], tensor) for name, tensor in checkpoint.items())
+        assert same == (record["step"] == best_so_far[-1]), f"step {record['step']}"
 
 
 def test_predict_command_writes_every_heads_results(trained_run, tmp_path):
