@@ -98,7 +98,7 @@ class MultiTaskPipeline:
     def _run_heads(self, encoding: InferenceEncoding, names: list[str]) -> dict[str, list[np.ndarray]]:
         """Every window through the encoder once and the heads of ``names``: per task, one prediction per window."""
         windows = encoding.model_inputs
-        lengths = np.array([len(ids) for ids in windows["input_ids"]], dtype=np.int64)
+        lengths = np.array([len(ids) for ids in windows.get("input_ids", [])], dtype=np.int64)
         predictions: dict[str, list[Any]] = {name: [None] * len(lengths) for name in names}
         collate = self.tasks[names[0]].collator()
         for indices in eval_batches(lengths, self.batch_size):

@@ -5,12 +5,14 @@ an optional ``question``, ``text_pair``); ``conll`` — sentences as whitespace-
 token, blank lines between sentences. ``auto`` decides by extension: ``.jsonl``/``.json`` → jsonl,
 ``.conll``/``.bio``/``.iob`` → conll; other extensions (``.txt`` is CoNLL in training recipes but often plain text)
 need ``--format``. Outputs: JSON Lines with every task's result per input, or for CoNLL input a CoNLL file with
-one predicted tag column per word-tagging task, the same tags as the evaluation's predictions file.
+one predicted tag column per word-tagging task (in the model's task order, logged), the same tags as the
+evaluation's predictions file.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +26,8 @@ from .tasks import InferenceInput, Prediction
 INPUT_FORMATS = ("auto", "text", "jsonl", "conll")
 EXTENSION_FORMATS = {".jsonl": "jsonl", ".json": "jsonl", ".conll": "conll", ".bio": "conll", ".iob": "conll"}
 CHUNK = 1024  # inputs handed to the pipeline at once (it sorts their windows by length)
+
+logger = logging.getLogger(__name__)
 
 
 def input_format(path: Path, declared: str = "auto") -> str:
@@ -98,6 +102,9 @@ def predict_file(
     inputs = read_inputs(input_path, kind, conll_columns or ["tokens"])
     runner = MultiTaskPipeline(model_dir, batch_size=batch_size, stride=stride)
     write = _conll_lines if kind == "conll" and output_path.suffix.lower() != ".jsonl" else _json_line
+    if write is _conll_lines:
+        tagging = [name for name, task in runner.tasks.items() if task.tags_words]
+        logger.info("CoNLL columns of %s: word, then %s", output_path, ", ".join(tagging))
     output_path.parent.mkdir(parents=True, exist_ok=True)
     partial = output_path.with_name(output_path.name + ".partial")  # the output appears complete or not at all
     with partial.open("w", encoding="utf-8") as handle:

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mtl_nlp.evaluation.schemes import bilou_to_iobes, iob1_to_iob2, iob2_to_iob1, to_scoring_tags
-from mtl_nlp.evaluation.sequence_labeling import entity_report, score_entities
+from mtl_nlp.evaluation.sequence_labeling import entity_report, entity_spans, score_entities
 
 TAGS = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC", "B-MISC", "I-MISC"]
 TYPES = ["PER", "LOC", "MISC"]
@@ -215,6 +215,22 @@ def test_default_mode_equals_conlleval_counting(corpus):
     assert {kind: figures["support"] for kind, figures in swapped.items()} == {
         kind: float(found_predicted[kind]) for kind in swapped
     }
+
+
+@settings(max_examples=200, deadline=None)
+@given(gold_and_predicted(), st.sampled_from(["conlleval", "strict"]))
+def test_the_entities_decoders_return_are_the_entities_the_report_counts(corpus, mode):
+    # What the pipeline returns (entity_spans) must be what the scores count: rebuild the scores from the spans.
+    gold, predicted = corpus
+    spans = [
+        {(i, *span) for i, tags in enumerate(sentences) for span in entity_spans(tags, mode=mode)}
+        for sentences in (gold, predicted)
+    ]
+    correct = len(spans[0] & spans[1])
+    metrics = score_entities(gold, predicted, mode=mode)
+    assert overall(metrics) == pytest.approx(ratios(correct, len(spans[1]), len(spans[0])), abs=1e-9)
+    if mode == "conlleval":
+        assert sum(conlleval_counts(gold, predicted)[2].values()) == len(spans[1])
 
 
 # (c) Strict mode.

@@ -62,6 +62,8 @@ class Task(ABC):
     config_class: ClassVar[type[TaskConfig]]
     hub_pipeline_tag: ClassVar[str]
     stock_auto_class: ClassVar[str | None] = None
+    tags_words: ClassVar[bool] = False
+    """Whether its predictions carry a tag per word (``Prediction.word_tags``, a CoNLL column)."""
     target_columns: ClassVar[tuple[str, ...]] = ("labels",)
     target_pad_values: ClassVar[dict[str, int]] = {"labels": -100}
 

@@ -447,6 +447,8 @@ class QuestionAnsweringTask(Task):
         blank = next((number for number in asked if not inputs[number].question.strip()), None)
         if blank is not None:
             raise InputError(f"input {blank}: the question is empty; give a question, or none to skip {self.name}.")
+        if not asked:
+            return InferenceEncoding({}, [], {"cls_index": [], "offset_start": [], "offset_end": []})
         config = self.config
         batch = {
             config.question_column: [inputs[number].question for number in asked],

@@ -147,6 +147,7 @@ class TokenClassificationTask(Task):
     config_class = TokenClassificationConfig
     hub_pipeline_tag = "token-classification"
     stock_auto_class = "AutoModelForTokenClassification"
+    tags_words = True
     target_pad_values = {"labels": -100}
     config: TokenClassificationConfig
 
