@@ -55,10 +55,8 @@ def scheme_run(tiny_model_dir, tmp_path_factory):
         sentences = list(iter_conll_sentences(resolve_package_path(f"pkg:mtl_nlp/sample_data/{name}.conll"), COLUMNS))
         sentences = sentences[:count]
         for scheme in SCHEMES[:-1]:
-            rows = [
-                list(zip(s["tokens"], s["pos"], s["chunk"], s["ner"] if scheme == "iob2" else iob2_to(scheme, s["ner"])))
-                for s in sentences
-            ]
+            tags = [s["ner"] if scheme == "iob2" else iob2_to(scheme, s["ner"]) for s in sentences]
+            rows = [list(zip(s["tokens"], s["pos"], s["chunk"], t)) for s, t in zip(sentences, tags)]
             files[scheme, split] = str(write_conll(directory / f"{scheme}.{split}.conll", rows))
         files["none", split] = files["iob2", split]
     tasks = {
