@@ -1,4 +1,4 @@
-"""The run's figures: each function writes a PNG of the expected size that actually shows something."""
+"""The run's figures: each function writes a PNG of the expected size that shows its data, and only its data."""
 
 from __future__ import annotations
 
@@ -12,14 +12,29 @@ from mtl_nlp.evaluation.plots import DPI, plot_confusion_matrix, plot_entity_f1,
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 HEADLINES = {"ner": "f1", "sentiment": "accuracy"}
+CURVES_SIZE = (12 * DPI, round(4.5 * DPI))
+# Data (lines, markers, bars, matrix cells) is drawn in colour; axes, text, grid lines and the note of an empty
+# panel are black, grey or white. A pixel whose strongest and weakest channels differ by more is coloured.
+GREY_SPREAD = 60
 
 
-def assert_drawn_png(path: Path, size: tuple[int, int]) -> None:
-    """The file is a PNG of ``size`` (width, height) pixels with more than one colour in it."""
+def drawn_pixels(path: Path, size: tuple[int, int]) -> np.ndarray:
+    """Check that the file is a PNG of ``size`` (width, height) pixels; return where it is coloured (rows, columns)."""
     assert path.read_bytes().startswith(PNG_SIGNATURE)
     with Image.open(path) as image:
         assert image.size == size
-        assert len(image.convert("RGB").getcolors(maxcolors=1 << 24)) > 1
+        rgb = np.asarray(image.convert("RGB"), dtype=np.int16)
+    return rgb.max(axis=-1) - rgb.min(axis=-1) > GREY_SPREAD
+
+
+def panels(drawn: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The training curves' two side-by-side panels: training loss, validation metric."""
+    return tuple(np.array_split(drawn, 2, axis=1))
+
+
+def runs(flags: np.ndarray) -> int:
+    """How many separate runs of True ``flags`` holds."""
+    return int(np.count_nonzero(np.diff(flags.astype(int), prepend=0) == 1))
 
 
 def training_records() -> list[dict]:
@@ -36,7 +51,8 @@ def training_records() -> list[dict]:
 def test_training_curves(tmp_path: Path) -> None:
     path = plot_training_curves(training_records(), HEADLINES, tmp_path / "plots" / "curves.png")
     assert path == tmp_path / "plots" / "curves.png"
-    assert_drawn_png(path, (12 * DPI, round(4.5 * DPI)))
+    loss, validation = panels(drawn_pixels(path, CURVES_SIZE))
+    assert loss.any() and validation.any()
 
 
 def test_training_curves_with_missing_tasks_and_no_evaluations(tmp_path: Path) -> None:
@@ -46,11 +62,12 @@ def test_training_curves_with_missing_tasks_and_no_evaluations(tmp_path: Path) -
         {"step": 30, "learning_rate": 0.001, "loss": {"ner": 1.1, "sentiment": 0.6}},
     ]
     path = plot_training_curves(records, HEADLINES, tmp_path / "curves.png")
-    assert_drawn_png(path, (12 * DPI, round(4.5 * DPI)))
+    loss, validation = panels(drawn_pixels(path, CURVES_SIZE))
+    assert loss.any() and not validation.any()
 
 
-def test_training_curves_without_records(tmp_path: Path) -> None:
-    assert_drawn_png(plot_training_curves([], HEADLINES, tmp_path / "curves.png"), (12 * DPI, round(4.5 * DPI)))
+def test_training_curves_without_records_draw_no_data(tmp_path: Path) -> None:
+    assert not drawn_pixels(plot_training_curves([], HEADLINES, tmp_path / "curves.png"), CURVES_SIZE).any()
 
 
 def test_entity_f1(tmp_path: Path) -> None:
@@ -61,14 +78,17 @@ def test_entity_f1(tmp_path: Path) -> None:
         "PER": {"precision": 0.95, "recall": 0.9, "f1-score": 0.924, "support": 1617.0},
     }
     path = plot_entity_f1(per_type, tmp_path / "ner" / "entity_f1.png", "NER test: F1 per entity type")
-    assert_drawn_png(path, (7 * DPI, round((0.45 * 4 + 1.3) * DPI)))
+    drawn = drawn_pixels(path, (7 * DPI, round((0.45 * 4 + 1.3) * DPI)))
+    assert runs(drawn.any(axis=1)) == 4  # one bar per entity type
 
 
 def test_confusion_matrix(tmp_path: Path) -> None:
     gold = np.array([0, 0, 1, 1, 2, 2, 2])
     predicted = np.array([0, 1, 1, 1, 2, 0, 2])
     path = plot_confusion_matrix(gold, predicted, ["negative", "neutral", "positive"], tmp_path / "cm.png", "Test")
-    assert_drawn_png(path, (round(5.3 * DPI), round(4.3 * DPI)))
+    width = round(5.3 * DPI)
+    drawn = drawn_pixels(path, (width, round(4.3 * DPI)))
+    assert drawn[:, : width * 3 // 4].any()  # the matrix's cells, left of the colour bar
 
 
 def test_confusion_matrix_rejects_mismatched_lengths(tmp_path: Path) -> None:
