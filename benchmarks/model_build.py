@@ -6,8 +6,9 @@ A random BERT-base config (12 layers, hidden 768, vocabulary 30,522; built local
 once to a scratch directory; each measurement is a fresh Python process that imports mtl_nlp from a source tree and
 times ``MultiTaskModel.from_backbone(directory, three tasks)`` (token classification, sequence classification,
 question answering), reporting the wall time of that call and the process's peak resident memory before and after
-it (``VmHWM`` of /proc/self/status; Linux). With ``--baseline``, the same is measured for the mtl_nlp package of that checkout (e.g. a
-``git worktree`` of an earlier commit), alternating which goes first. Prints a table and one JSON line.
+it (``VmHWM`` of /proc/self/status; Linux). With ``--baseline``, the same is measured for the mtl_nlp package of
+that checkout (e.g. a ``git worktree`` of an earlier commit), alternating which goes first. Prints a table and one
+JSON line.
 """
 
 from __future__ import annotations
