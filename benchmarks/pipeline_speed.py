@@ -24,6 +24,7 @@ import torch
 from transformers import AutoTokenizer, pipeline
 
 from mtl_nlp import MultiTaskModel
+from mtl_nlp.export import export_task
 from mtl_nlp.paths import resolve_model_location
 from mtl_nlp.pipeline import MultiTaskPipeline
 
@@ -67,7 +68,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as exports:
         stock = {}
         for task, spec in HEADS.items():
-            directory = model.export_task(task, Path(exports) / task, tokenizer)
+            directory = export_task(model, task, Path(exports) / task, tokenizer)
             options = {"aggregation_strategy": "simple"} if spec["type"] == "token_classification" else {}
             stock[task] = pipeline(STOCK_TASK[spec["type"]], model=str(directory), device="cpu", **options)
         for heads in (["ner", "sentiment"], ["ner", "sentiment", "topic"]):
