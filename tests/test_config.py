@@ -195,7 +195,6 @@ TASK_TYPE_RANGES = [
 ]
 
 
-@pytest.mark.xfail(strict=True, reason="needs the option(...) ranges in mtl_nlp/tasks/*.py (task-type owner)")
 @pytest.mark.parametrize(
     ("task_type", "key", "value", "allowed"), TASK_TYPE_RANGES, ids=[f"{t[1]}={t[2]}" for t in TASK_TYPE_RANGES]
 )

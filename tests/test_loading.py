@@ -96,12 +96,6 @@ def prepared(name: str, settings: dict, tokenizer):
     return task
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=TypeError,
-    reason="datasets 5's map encodes the tag names back into ClassLabel ids: TokenClassificationTask._tags_as_strings "
-    "needs features= (task-type owner)",
-)
 def test_token_classification_from_a_dataset_repository(ner_repository, tiny_tokenizer):
     data = {"hub_dataset": str(ner_repository), "hub_splits": ["train", "validation"]}
     task = prepared("ner", {"type": "token_classification", "data": data, "tags_column": "ner_tags"}, tiny_tokenizer)

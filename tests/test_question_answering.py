@@ -331,7 +331,7 @@ def test_report_files_are_written_and_parse_back(tiny_tokenizer, tmp_path):
     [
         ({"doc_stride": -1}, r"doc_stride: must be at least 0"),
         ({"labels": ["a", "b"]}, r"labels: a question answering task predicts spans and takes no labels"),
-        ({"n_best": 0}, r"max_answer_length and n_best: must be at least 1"),
+        ({"n_best": 0}, r"n_best: must be at least 1"),
         ({"on_bad_example": "drop"}, r"on_bad_example: 'drop' is not allowed; choose one of 'error', 'skip'"),
     ],
 )

@@ -55,10 +55,11 @@ class QuestionAnsweringConfig(TaskConfig):
         "Longest window in sub-word tokens, question and special tokens included; default 384, or the "
         "tokenizer's limit when smaller.",
         default=None,
+        minimum=1,
     )
-    doc_stride: int = option("Context tokens that consecutive windows of a long context share.", default=128)
-    max_answer_length: int = option("Longest predicted answer, in sub-word tokens.", default=30)
-    n_best: int = option("Start and end candidates searched per window.", default=20)
+    doc_stride: int = option("Context tokens that consecutive windows of a long context share.", default=128, minimum=0)
+    max_answer_length: int = option("Longest predicted answer, in sub-word tokens.", default=30, minimum=1)
+    n_best: int = option("Start and end candidates searched per window.", default=20, minimum=1)
     version_2_with_negative: bool = option(
         "SQuAD v2.0: questions may have no answer (empty answers), predicted when the [CLS] score beats the best "
         "span by more than null_score_diff_threshold.",
@@ -78,10 +79,6 @@ class QuestionAnsweringConfig(TaskConfig):
         super().__post_init__()
         if self.labels not in (None, SPAN_OUTPUTS):
             raise RecipeError("labels: a question answering task predicts spans and takes no labels; leave it out.")
-        if self.doc_stride < 0:
-            raise RecipeError(f"doc_stride: must be at least 0, got {self.doc_stride}.")
-        if self.max_answer_length < 1 or self.n_best < 1:
-            raise RecipeError("max_answer_length and n_best: must be at least 1.")
 
 
 def _answer_lists(value: Any) -> dict[str, list] | None:

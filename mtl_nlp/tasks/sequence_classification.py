@@ -41,6 +41,8 @@ class SequenceClassificationConfig(TaskConfig):
         "Multi-label only: a label is predicted when its probability reaches this threshold (one for all "
         "labels, or one per label in label order).",
         default=0.5,
+        minimum=0,
+        maximum=1,
     )
 
 

@@ -11,7 +11,7 @@ from typing import Any, Literal
 import numpy as np
 import pyarrow.compute as pc
 import torch
-from datasets import ClassLabel, Dataset, DatasetDict
+from datasets import ClassLabel, Dataset, DatasetDict, List, Value
 from transformers.utils import ModelOutput
 
 from ..config import TaskConfig, option
@@ -244,7 +244,11 @@ class TokenClassificationTask(Task):
         names, column = inner.names, self.tags_column
         if self.labels is None:
             self.labels = list(names)
-        return dataset.map(lambda batch: {column: [[names[i] for i in row] for row in batch[column]]}, batched=True)
+        features = dataset.features.copy()
+        features[column] = List(Value("string"))  # else map encodes the names back into ClassLabel ids
+        return dataset.map(
+            lambda batch: {column: [[names[i] for i in row] for row in batch[column]]}, batched=True, features=features
+        )
 
     def _continuation_ids(self) -> list[int]:
         """For each label, the label its word's later sub-tokens learn: I-X for B-X when I-X exists."""
