@@ -22,7 +22,7 @@ from pathlib import Path
 from transformers import AutoConfig, DistilBertTokenizerFast
 from transformers.utils import logging as transformers_logging
 
-from mtl_nlp.errors import ExportError
+from mtl_nlp.errors import ExportError, ModelBuildError
 from mtl_nlp.export import export_task
 from mtl_nlp.modeling import MultiTaskConfig, MultiTaskModel
 from mtl_nlp.tokenization import load_tokenizer
@@ -99,11 +99,16 @@ HEADS = {
 
 
 def outcome(encoder: dict, spec: dict, tokenizer, directory: Path) -> str:
-    """'exports', or why not: no stock head, the multi-task model cannot run it, or the export was refused."""
+    """'exports', or why not: no stock head, the head is refused when the model is built (it makes its own encoder
+    inputs), the multi-task model cannot run it, or the export was refused."""
     try:
         model = MultiTaskModel(MultiTaskConfig(encoder=encoder, tasks={"task": spec})).eval()
+    except ModelBuildError as error:
+        if "has no" in str(error):
+            return "no stock head"
+        return "refused: makes its own encoder input" if "passes its own" in str(error) else "cannot build"
     except ValueError as error:
-        return "no stock head" if "has no" in str(error) else f"cannot build: {str(error)[:60]}"
+        return f"cannot build: {str(error)[:60]}"
     try:
         export_task(model, "task", directory, tokenizer)
     except ExportError as error:
