@@ -10,26 +10,41 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
 from transformers import PreTrainedTokenizerBase
+from transformers.utils import ModelOutput
 
 from .errors import InputError
 from .evaluation.evaluator import eval_batches
-from .modeling import MultiTaskModel
+from .modeling.config import MultiTaskConfig
 from .modeling.saved import load_saved_model
 from .tasks import InferenceEncoding, InferenceInput, Prediction, check_inputs, task_from_description
+
+
+class HeadRunner(Protocol):
+    """What runs the heads: a :class:`~mtl_nlp.modeling.MultiTaskModel`, or another backend of the same model
+    (ONNX Runtime, :class:`mtl_nlp.serving.onnx_backend.OnnxHeads`) that offers its task descriptions and
+    ``forward_heads``, returning each head's output with the fields of the PyTorch head's output."""
+
+    config: MultiTaskConfig
+
+    def forward_heads(self, tasks: list[str] | None = None, **encoder_inputs: torch.Tensor) -> dict[str, ModelOutput]:
+        """Run the encoder once and every head in ``tasks`` on its output."""
+        ...
 
 
 class MultiTaskPipeline:
     """Run the heads of a :class:`MultiTaskModel` on texts, sharing the encoder pass between tasks.
 
     Args:
-        model: a multi-task model, or the directory (or Hub id) of a saved one, whose tokenizer is used too.
+        model: a multi-task model or another :class:`HeadRunner` (e.g. an ONNX Runtime session), or the directory
+            (or Hub id) of a saved PyTorch model, whose tokenizer is used too.
         tokenizer: the tokenizer, when ``model`` is a model object.
-        device: where to run (``"cpu"``, ``"cuda"``, ``"cuda:1"`` …); default: GPU when available.
+        device: where a PyTorch model runs (``"cpu"``, ``"cuda"``, ``"cuda:1"`` …); default: GPU when available.
+            Other runners take CPU tensors and place the work themselves.
         batch_size: windows encoded together (sorted by length, so little padding).
         stride: for texts longer than a task's ``max_length``, the tokens that consecutive windows share; token
             tasks then read every word (each word from the window where it lies farthest from an edge),
@@ -39,20 +54,24 @@ class MultiTaskPipeline:
 
     def __init__(
         self,
-        model: MultiTaskModel | str | Path,
+        model: HeadRunner | str | Path,
         tokenizer: PreTrainedTokenizerBase | None = None,
         *,
         device: str | torch.device | None = None,
         batch_size: int = 16,
         stride: int | None = None,
     ) -> None:
-        if not isinstance(model, MultiTaskModel):
+        if isinstance(model, (str, Path)):
             model, saved_tokenizer = load_saved_model(model)
             tokenizer = tokenizer or saved_tokenizer
         if tokenizer is None:
             raise ValueError("give the tokenizer with a model object (or a saved model directory instead).")
-        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        self.model = model.eval().to(self.device)
+        if isinstance(model, torch.nn.Module):
+            self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+            model = model.eval().to(self.device)
+        else:
+            self.device = torch.device("cpu")
+        self.model = model
         self.tokenizer = tokenizer
         self.batch_size = batch_size
         self.stride = stride
@@ -127,7 +146,9 @@ class MultiTaskPipeline:
         if len(questions) != len(texts):
             raise InputError(f"got {len(texts)} texts but {len(questions)} questions; give one question per text.")
         inputs = [InferenceInput(text, question) for text, question in zip(texts, questions)]
-        return [
-            {"text": text, **{name: prediction.output for name, prediction in result.items()}}
-            for text, result in zip(texts, self.predict(inputs, tasks))
-        ]
+        return [result_record(text, result) for text, result in zip(texts, self.predict(inputs, tasks))]
+
+
+def result_record(text: str, result: dict[str, Prediction]) -> dict[str, Any]:
+    """One text's results as the pipeline returns them (and the server sends them): ``{"text": …, task: output}``."""
+    return {"text": text, **{name: prediction.output for name, prediction in result.items()}}

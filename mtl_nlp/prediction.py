@@ -13,14 +13,16 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from tqdm.auto import tqdm
+from transformers import PreTrainedTokenizerBase
 
 from .data.conll import iter_conll_sentences
 from .errors import DataError
-from .pipeline import MultiTaskPipeline
+from .pipeline import HeadRunner, MultiTaskPipeline
 from .tasks import InferenceInput, Prediction
 
 INPUT_FORMATS = ("auto", "text", "jsonl", "conll")
@@ -95,12 +97,20 @@ def predict_file(
     conll_columns: list[str] | None = None,
     batch_size: int = 32,
     stride: int | None = None,
+    load: Callable[[str | Path], tuple[HeadRunner, PreTrainedTokenizerBase]] | None = None,
 ) -> int:
-    """Predict every input of ``input_path`` with the saved model and write ``output_path``; return the count."""
+    """Predict every input of ``input_path`` with the saved model and write ``output_path``; return the count.
+
+    ``load`` reads ``model_dir`` into a runner of the heads and its tokenizer (default: the saved PyTorch model;
+    ``mtl_nlp.serving.onnx_backend.load_onnx_model`` runs an ONNX export)."""
     input_path, output_path = Path(input_path), Path(output_path)
     kind = input_format(input_path, declared_format)
     inputs = read_inputs(input_path, kind, conll_columns or ["tokens"])
-    runner = MultiTaskPipeline(model_dir, batch_size=batch_size, stride=stride)
+    model: HeadRunner | str | Path = model_dir
+    tokenizer = None
+    if load is not None:
+        model, tokenizer = load(model_dir)
+    runner = MultiTaskPipeline(model, tokenizer, batch_size=batch_size, stride=stride)
     write = _conll_lines if kind == "conll" and output_path.suffix.lower() != ".jsonl" else _json_line
     if write is _conll_lines:
         tagging = [name for name, task in runner.tasks.items() if task.tags_words]

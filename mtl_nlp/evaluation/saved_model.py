@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import torch
 from accelerate import Accelerator
+from transformers import PreTrainedTokenizerBase
 
 from ..errors import RecipeError
 from ..modeling.saved import load_saved_model
@@ -16,16 +20,27 @@ SPLIT = "test"
 
 
 def evaluate_file(
-    model_dir: str | Path, task_name: str, file: str, output_dir: str | Path, batch_size: int = 64
+    model_dir: str | Path,
+    task_name: str,
+    file: str,
+    output_dir: str | Path,
+    batch_size: int = 64,
+    load: Callable[[str | Path], tuple[Any, PreTrainedTokenizerBase]] = load_saved_model,
 ) -> TaskEvaluation:
-    """Score task ``task_name`` of the model in ``model_dir`` on ``file``; write its reports to ``output_dir``."""
-    model, tokenizer = load_saved_model(model_dir)
+    """Score task ``task_name`` of the model in ``model_dir`` on ``file``; write its reports to ``output_dir``.
+
+    ``load`` reads the directory: the saved PyTorch model by default, or another runner of its heads (e.g.
+    ``mtl_nlp.serving.onnx_backend.load_onnx_model`` for an ONNX export), which is scored without a loss.
+    """
+    model, tokenizer = load(model_dir)
     if task_name not in model.config.tasks:
         raise RecipeError(f"--task {task_name}: the model has no such task; it has {', '.join(model.config.tasks)}.")
     task = task_from_description(task_name, model.config.tasks[task_name], tokenizer, test_file=file)
     task.prepare()
     accelerator = Accelerator()
-    evaluation = evaluate_task(accelerator.prepare(model), task, SPLIT, accelerator, batch_size)
+    if isinstance(model, torch.nn.Module):
+        model = accelerator.prepare(model)
+    evaluation = evaluate_task(model, task, SPLIT, accelerator, batch_size)
     if accelerator.is_main_process:
         write_task_report(output_dir, evaluation)
         task.plot(evaluation, Path(output_dir))
