@@ -1,14 +1,19 @@
 """The ``mtl-nlp`` command line: ``train`` a recipe, ``evaluate`` or ``predict`` with a saved model, ``export`` a
-task as a stock transformers model, ``push`` a model to the Hugging Face Hub (``mtl-nlp --help``)."""
+task as a stock transformers model, ``export-onnx`` the whole model for ONNX Runtime, ``serve`` it over HTTP,
+``push`` a model to the Hugging Face Hub (``mtl-nlp --help``)."""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import functools
 import logging
 import sys
 
 from .errors import MtlNlpError
 from .prediction import INPUT_FORMATS
+
+BACKENDS = ("torch", "onnx")  # mtl_nlp.serving.backends.BACKENDS, named here so that --help imports nothing heavy
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -22,7 +27,9 @@ def _train(args: argparse.Namespace) -> int:
 def _evaluate(args: argparse.Namespace) -> int:
     from .evaluation.saved_model import evaluate_file
 
-    evaluation = evaluate_file(args.model_dir, args.task, args.file, args.output_dir, args.batch_size)
+    evaluation = evaluate_file(
+        args.model_dir, args.task, args.file, args.output_dir, args.batch_size, load=_runner_loader(args.backend)
+    )
     print(evaluation.report)
     print(f"Reports: {args.output_dir}")
     return 0
@@ -39,9 +46,94 @@ def _predict(args: argparse.Namespace) -> int:
         conll_columns=args.conll_columns,
         batch_size=args.batch_size,
         stride=args.stride,
+        load=_runner_loader(args.backend),
     )
     print(f"Predicted {count} inputs: {args.output}")
     return 0
+
+
+def _runner_loader(backend: str):
+    """What reads a model directory for ``--backend``: the saved PyTorch model, or an ONNX export."""
+    from .serving.backends import load_runner
+
+    return functools.partial(load_runner, backend=backend)
+
+
+def _export_onnx(args: argparse.Namespace) -> int:
+    from .serving.onnx_backend import export_saved_onnx
+
+    info = export_saved_onnx(args.model_dir, args.out_dir, quantize=args.quantize)
+    agreement = f"fp32 outputs within {info['fp32_max_abs_difference']:.2g} of PyTorch's"
+    if args.quantize:
+        agreement += f"; {args.quantize} within {info['int8_max_abs_difference']:.2g}"
+    print(f"ONNX graph ({args.quantize or 'fp32'}) written to {args.out_dir} ({agreement}).")
+    print(f"Run it with: mtl-nlp serve {args.out_dir} --backend onnx")
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from .serving.limits import ServeLimits
+    from .serving.server import serve
+
+    limits = ServeLimits(**{spec.name: getattr(args, spec.name) for spec in dataclasses.fields(ServeLimits)})
+    return serve(
+        args.model_dir,
+        backend=args.backend,
+        host=args.host,
+        port=args.port,
+        limits=limits,
+        api_key_env=args.api_key_env,
+        cors_origins=args.cors_origin,
+        access_log=args.access_log,
+    )
+
+
+def _add_backend(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--backend",
+        default="torch",
+        choices=BACKENDS,
+        help="torch: a saved model directory; onnx: a directory written by `mtl-nlp export-onnx`, run with ONNX "
+        "Runtime (default: %(default)s).",
+    )
+
+
+def _add_serve(commands: argparse._SubParsersAction) -> None:
+    from .serving.limits import ServeLimits  # dataclasses only: its fields are the limit flags
+
+    serve = commands.add_parser(
+        "serve",
+        help="Serve a saved model over HTTP: dynamic batching, a JSON API, metrics and a page to try it.",
+        description="Serve every head of a saved model: POST /v1/predict, GET /v1/model, /health, /ready, "
+        "/metrics, the OpenAPI docs at /docs and a page to try it at /. Concurrent requests are batched together. "
+        "SIGTERM stops accepting, answers every accepted request and exits 0. See docs/serving.md.",
+    )
+    serve.add_argument("model_dir", help="Saved model directory (or an ONNX export with --backend onnx).")
+    serve.add_argument("--host", default="127.0.0.1", help="Address to bind (default: %(default)s, this machine only).")
+    serve.add_argument("--port", type=int, default=8000, help="Port to bind (default: %(default)s).")
+    _add_backend(serve)
+    for spec in dataclasses.fields(ServeLimits):
+        serve.add_argument(
+            "--" + spec.name.replace("_", "-"),
+            type=int,
+            default=spec.default,
+            help=spec.metadata["help"].rstrip(".") + " (default: %(default)s).",
+        )
+    serve.add_argument(
+        "--api-key-env",
+        metavar="NAME",
+        help="Require the API key held in environment variable NAME on /v1/* and /metrics "
+        "(Authorization: Bearer KEY or X-API-Key: KEY).",
+    )
+    serve.add_argument(
+        "--cors-origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="Allow browser pages from ORIGIN (e.g. https://example.org) to call the API; repeatable. Default: none.",
+    )
+    serve.add_argument("--access-log", action="store_true", help="Log every request (method, path, status).")
+    serve.set_defaults(run=_serve)
 
 
 def _export(args: argparse.Namespace) -> int:
@@ -106,6 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--output-dir", default="evaluation", help="Where to write the reports (default: %(default)s)."
     )
     evaluate.add_argument("--batch-size", type=int, default=64, help="Evaluation batch size (default: %(default)s).")
+    _add_backend(evaluate)
     evaluate.set_defaults(run=_evaluate)
 
     predict = commands.add_parser(
@@ -132,6 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument(
         "--stride", type=int, default=None, help="Read texts longer than the model's limit in windows overlapping by N."
     )
+    _add_backend(predict)
     predict.set_defaults(run=_predict)
 
     export = commands.add_parser(
@@ -145,6 +239,21 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--task", required=True, help="Name of the task to export.")
     export.add_argument("out_dir", help="Directory to write (must be new or empty).")
     export.set_defaults(run=_export)
+
+    export_onnx = commands.add_parser(
+        "export-onnx",
+        help="Write the whole model as one ONNX graph (every head's outputs) for ONNX Runtime, optionally int8.",
+        description="Write one ONNX graph whose outputs are every head's logits (named <task>.<field>, dynamic "
+        "batch and sequence axes), with the tokenizer and the task descriptions, for `serve`, `predict` and "
+        "`evaluate` with --backend onnx. ONNX Runtime's outputs are checked against PyTorch's before writing.",
+    )
+    export_onnx.add_argument("model_dir", help="Directory of a saved multi-task model (e.g. runs/quickstart/model).")
+    export_onnx.add_argument("out_dir", help="Directory to write (must be new or empty).")
+    export_onnx.add_argument(
+        "--quantize", choices=["int8"], help="Quantize the weights to int8 (dynamic quantization; faster on CPU)."
+    )
+    export_onnx.set_defaults(run=_export_onnx)
+    _add_serve(commands)
 
     push = commands.add_parser(
         "push",
