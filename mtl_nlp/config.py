@@ -70,6 +70,28 @@ def option(
 
 
 @dataclass
+class SharingConfig:
+    """How the tasks share the encoder, from hard (the default) to soft (docs/sharing.md)."""
+
+    task_layers: int = option(
+        "The top K encoder layers become one copy per task, initialised from the pretrained ones; the layers "
+        "below stay shared and run once per batch. 0: every layer shared (hard sharing).",
+        default=0,
+        minimum=0,
+    )
+    cross_stitch: bool = option(
+        "Mix the tasks' hidden states after each task-specific layer with a learned task × task matrix "
+        "(cross-stitch units; needs task_layers ≥ 1 and two tasks or more).",
+        default=False,
+    )
+    layer_attention: bool = option(
+        "Each task reads a learned softmax-weighted sum of the embeddings and every layer's output (a scalar "
+        "mix) instead of the last layer alone.",
+        default=False,
+    )
+
+
+@dataclass
 class ModelConfig:
     """The shared encoder."""
 
@@ -81,6 +103,12 @@ class ModelConfig:
     revision: str | None = option("Hub revision (branch, tag or commit) of the backbone.", default=None)
     trust_remote_code: bool = option(
         "Run modelling code shipped with the checkpoint. Off unless you trust its author.", default=False
+    )
+    sharing: SharingConfig = option("How the tasks share the encoder.", default_factory=SharingConfig)
+    freeze_encoder: bool = option(
+        "Train only what is not the pretrained encoder: heads, task-specific layers' mixing, adapters (the "
+        "encoder's weights, including task-specific copies of its layers, stay as loaded).",
+        default=False,
     )
 
 
@@ -325,6 +353,12 @@ class RecipeConfig:
             raise RecipeError(
                 "weighting.gradient_method: gradient combination needs every task's gradient at each step; "
                 "set sampling.mode: all_tasks."
+            )
+        sharing = self.model.sharing
+        if sharing.cross_stitch and (sharing.task_layers < 1 or len(self.tasks) < 2):
+            raise RecipeError(
+                "model.sharing.cross_stitch: cross-stitch units mix the task-specific layers of two tasks or more; "
+                "set model.sharing.task_layers to 1 or more, with at least two tasks."
             )
         if self.sampling.strategy == "fixed" and set(self.sampling.probabilities or {}) != set(self.tasks):
             raise RecipeError(

@@ -32,6 +32,12 @@ def task_description(model: MultiTaskModel, task: str) -> dict:
     if task not in model.config.tasks:
         raise ExportError(f"task {task!r}: the model has no such task; it has {', '.join(model.config.tasks)}.")
     description = model.config.tasks[task]
+    soft = [key for key in ("cross_stitch", "layer_attention") if model.config.sharing.get(key)]
+    if soft:
+        raise ExportError(
+            f"task {task!r}: the model's sharing uses model.sharing.{soft[0]}, which no stock transformers class "
+            "has, so the task cannot be exported as a stock model."
+        )
     if description["head"]["kind"] != STOCK_KIND:
         raise ExportError(
             f"task {task!r}: its head is of kind {description['head']['kind']!r}, which has no stock transformers "
@@ -43,11 +49,13 @@ def task_description(model: MultiTaskModel, task: str) -> dict:
 def stock_state_dict(model: MultiTaskModel, task: str, stock: PreTrainedModel) -> dict[str, torch.Tensor]:
     """The multi-task weights of ``task`` under the stock model's parameter names.
 
-    The encoder's weights go under ``stock.base_model_prefix`` and the head's keep their names. The stock
-    model must get every one of its weights this way; encoder weights it has no place for (such as a pooler
+    The encoder's weights go under ``stock.base_model_prefix`` — with ``task_layers``, the shared bottom layers
+    and this task's own top layers, which together are the stock encoder — and the head's keep their names. The
+    stock model must get every one of its weights this way; encoder weights it has no place for (such as a pooler
     that a token head lacks) are left out, and only those.
     """
-    encoder = {f"{stock.base_model_prefix}.{key}": value for key, value in model.encoder.state_dict().items()}
+    encoder_state = model.encoder.state_dict() | model.sharing.tower_state_dict(task)
+    encoder = {f"{stock.base_model_prefix}.{key}": value for key, value in encoder_state.items()}
     head = model.heads[task].state_dict()
     expected = set(stock.state_dict())
     missing = sorted(expected - encoder.keys() - head.keys())

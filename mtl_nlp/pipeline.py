@@ -105,7 +105,7 @@ class MultiTaskPipeline:
                 group[1].append(name)
         results: list[dict[str, Prediction]] = [{} for _ in inputs]
         for encoding, names in groups:
-            window_predictions = self._run_heads(encoding, names)
+            window_predictions = self._run_heads(encoding, names, encodings)
             for name in names:
                 decoded = self.tasks[name].decode(inputs, encodings[name], window_predictions[name])
                 for result, prediction in zip(results, decoded):
@@ -114,20 +114,26 @@ class MultiTaskPipeline:
         return results
 
     @torch.inference_mode()
-    def _run_heads(self, encoding: InferenceEncoding, names: list[str]) -> dict[str, list[np.ndarray]]:
+    def _run_heads(
+        self, encoding: InferenceEncoding, names: list[str], encodings: dict[str, InferenceEncoding]
+    ) -> dict[str, list[np.ndarray]]:
         """Every window through the encoder once and the heads of ``names``: per task, one prediction per window."""
         windows = encoding.model_inputs
         lengths = np.array([len(ids) for ids in windows.get("input_ids", [])], dtype=np.int64)
         predictions: dict[str, list[Any]] = {name: [None] * len(lengths) for name in names}
         collate = self.tasks[names[0]].collator()
         for indices in eval_batches(lengths, self.batch_size):
-            columns = {column: [values[i] for i in indices] for column, values in windows.items()}
-            batch = {column: tensor.to(self.device) for column, tensor in collate(columns).items()}
+            batch = self._collate(collate, windows, indices)
             outputs = self.model.forward_heads(names, **batch)
             for name in names:
-                for index, prediction in zip(indices, self.tasks[name].batch_predictions(outputs[name], batch)):
+                task_batch = {**batch, **self._collate(collate, encodings[name].batch_columns, indices)}
+                for index, prediction in zip(indices, self.tasks[name].batch_predictions(outputs[name], task_batch)):
                     predictions[name][index] = prediction
         return predictions
+
+    def _collate(self, collate: Any, columns: dict[str, list], indices: np.ndarray) -> dict[str, torch.Tensor]:
+        selected = {column: [values[i] for i in indices] for column, values in columns.items()}
+        return {column: tensor.to(self.device) for column, tensor in collate(selected).items()}
 
     def __call__(
         self,

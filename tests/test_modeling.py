@@ -60,14 +60,30 @@ def test_forward_heads_runs_the_encoder_once(tiny_model_dir, tiny_tokenizer):
     assert outputs["sentiment"].logits.shape == (2, 2)
 
 
-def test_save_and_reload_give_identical_logits(tiny_model_dir, tiny_tokenizer, tmp_path):
-    model = MultiTaskModel.from_backbone(str(tiny_model_dir), TASKS).eval()
+CRF_TASK = {
+    "format": 2,
+    "type": "token_classification",
+    "labels": ["O", "B-PER", "I-PER"],
+    "head": {"kind": "crf", "auto_class": "AutoModelForTokenClassification", "scheme": "iob2"},
+    "settings": {"crf": True},
+}
+
+
+def test_save_and_reload_give_identical_outputs(tiny_model_dir, tiny_tokenizer, tmp_path):
+    tasks = {**TASKS, "tagged": CRF_TASK}
+    model = MultiTaskModel.from_backbone(str(tiny_model_dir), tasks).eval()
+    with torch.no_grad():
+        model.heads["tagged"].crf.transitions.normal_()
     batch = inputs(tiny_tokenizer)
     model.save_pretrained(tmp_path)
     assert (tmp_path / "model.safetensors").exists()
     reloaded = MultiTaskModel.from_pretrained(tmp_path).eval()
-    for task in TASKS:
-        assert torch.equal(model(task=task, **batch).logits, reloaded(task=task, **batch).logits)
+    for task in tasks:
+        expected, actual = model(task=task, **batch), reloaded(task=task, **batch)
+        for field, value in expected.items():
+            assert torch.equal(value, actual[field]), (task, field)
+    # The CRF's allowed moves (built from the labels and scheme) survive loading on the meta device.
+    assert reloaded.heads["tagged"].crf.allowed.tolist() == model.heads["tagged"].crf.allowed.tolist()
     assert reloaded.config.tasks["ner"]["labels"] == ["O", "B-PER", "I-PER"]
 
 

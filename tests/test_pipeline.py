@@ -22,6 +22,7 @@ from mtl_nlp.tasks import InferenceInput, QuestionAnsweringConfig
 
 COLUMNS = ["tokens", "pos", "chunk", "ner"]
 SCHEMES = ("iob2", "iob1", "iobes", "bilou", "none")
+TASK_NAMES = (*SCHEMES, "iobes_crf")  # the last decodes with a CRF (Viterbi) on the IOBES files
 
 
 def iob2_to(scheme: str, tags: list[str]) -> list[str]:
@@ -69,12 +70,13 @@ def scheme_run(tiny_model_dir, tmp_path_factory):
         }
         for scheme in SCHEMES
     }
+    tasks["iobes_crf"] = {**tasks["iobes"], "crf": True}
     recipe = recipe_from_dict(
         {
             "model": {"name_or_path": str(tiny_model_dir)},
             "output_dir": str(directory / "out"),
             "tasks": tasks,
-            "training": {"max_steps": 500, "learning_rate": 5e-3, "warmup_ratio": 0.05, "save_every_steps": 0},
+            "training": {"max_steps": 600, "learning_rate": 5e-3, "warmup_ratio": 0.05, "save_every_steps": 0},
             "sampling": {"strategy": "round_robin"},
         }
     )
@@ -88,16 +90,17 @@ def evaluation_sentences(report_dir, task):
     return [(s["tokens"], s["pred"]) for s in sentences]
 
 
-@pytest.mark.parametrize("scheme", SCHEMES)
-def test_pipeline_entities_equal_the_evaluations_sentence_by_sentence(scheme_run, scheme):
+@pytest.mark.parametrize("task", TASK_NAMES)
+def test_pipeline_entities_equal_the_evaluations_sentence_by_sentence(scheme_run, task):
     result, _ = scheme_run
-    sentences = evaluation_sentences(result.report_dir, scheme)
+    scheme = task.split("_")[0]
+    sentences = evaluation_sentences(result.report_dir, task)
     runner = MultiTaskPipeline(result.model_dir, device="cpu", batch_size=8)
     texts = [" ".join(words) for words, _ in sentences]
-    predictions = runner.predict([InferenceInput(text) for text in texts], tasks=[scheme])
+    predictions = runner.predict([InferenceInput(text) for text in texts], tasks=[task])
     found_entities = 0
     for text, (words, evaluated), prediction in zip(texts, sentences, predictions):
-        prediction = prediction[scheme]
+        prediction = prediction[task]
         assert prediction.word_tags == evaluated
         if scheme == "none":
             assert [entry["entity"] for entry in prediction.output] == evaluated
@@ -119,10 +122,10 @@ def test_predict_on_a_conll_file_writes_the_evaluations_tags(scheme_run, tmp_pat
     assert main(["predict", str(result.model_dir), files["iob2", "validation"], "--conll-columns", *COLUMNS,
                  "--output", str(output)]) == 0  # fmt: skip
     order = list(MultiTaskModel.config_class.from_pretrained(result.model_dir).tasks)  # the saved task order
-    assert sorted(order) == sorted(SCHEMES)
+    assert sorted(order) == sorted(TASK_NAMES)
     written = list(iter_conll_sentences(output, ["tokens", *order]))
-    for scheme in SCHEMES:
-        assert [s[scheme] for s in written] == [tags for _, tags in evaluation_sentences(result.report_dir, scheme)]
+    for task in TASK_NAMES:
+        assert [s[task] for s in written] == [tags for _, tags in evaluation_sentences(result.report_dir, task)]
 
 
 def test_long_texts_read_every_word_from_the_window_where_it_is_most_central(scheme_run):

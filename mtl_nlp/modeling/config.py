@@ -75,13 +75,22 @@ class MultiTaskConfig(PretrainedConfig):
     Args:
         encoder: the backbone's config as a dict (``PretrainedConfig.to_dict()``).
         tasks: task name → task description (see the module's documentation); older formats are upgraded.
+        sharing: how the tasks share the encoder (``task_layers``, ``cross_stitch``, ``layer_attention``; see
+            :mod:`mtl_nlp.modeling.sharing`); empty: hard sharing.
     """
 
     model_type = "mtl_nlp"
 
-    def __init__(self, encoder: dict[str, Any] | None = None, tasks: dict[str, dict] | None = None, **kwargs):
+    def __init__(
+        self,
+        encoder: dict[str, Any] | None = None,
+        tasks: dict[str, dict] | None = None,
+        sharing: dict[str, Any] | None = None,
+        **kwargs,
+    ):
         self.encoder = encoder or {}
         self.tasks = {name: task_description(spec) for name, spec in (tasks or {}).items()}
+        self.sharing = dict(sharing or {})
         super().__init__(**kwargs)
 
     def encoder_config(self) -> PretrainedConfig:

@@ -9,25 +9,29 @@ when targets are given). Task types (``mtl_nlp.tasks``) write the descriptions; 
 The ``stock`` kind is the backbone's own ``AutoModelFor…`` head: its non-encoder modules (classifier, pooler,
 dropout), with exactly the stock parameters, initialisation and loss, so that exporting a task to a stock
 checkpoint is a re-keying of the state dict. It is built on the meta device without an encoder of its own.
+The ``crf`` kind puts a linear-chain CRF on a stock token head's word-level emissions.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 import transformers
 from torch import nn
 from transformers import PretrainedConfig, PreTrainedModel
-from transformers.modeling_outputs import BaseModelOutputWithPooling
+from transformers.modeling_outputs import BaseModelOutputWithPooling, TokenClassifierOutput
 from transformers.utils import ModelOutput
 
 from ..errors import ModelBuildError
+from .crf import LinearChainCRF
 
 HeadBuilder = Callable[[PretrainedConfig, dict[str, Any], list[str]], nn.Module]
 HEAD_KINDS: dict[str, HeadBuilder] = {}
 STOCK_KIND = "stock"
+CRF_KIND = "crf"
 
 
 def register_head_kind(kind: str, builder: HeadBuilder) -> None:
@@ -177,3 +181,68 @@ def build_stock_head(encoder_config: PretrainedConfig, description: dict[str, An
 
 
 register_head_kind(STOCK_KIND, build_stock_head)
+
+
+@dataclass
+class CrfTokenClassifierOutput(TokenClassifierOutput):
+    """A CRF head's output: the emission logits (and loss) of a token head, plus the constrained start, transition
+    and end scores that decoding (outside the model, in the task's decoder) uses."""
+
+    start_transitions: torch.Tensor | None = None
+    transitions: torch.Tensor | None = None
+    end_transitions: torch.Tensor | None = None
+
+
+def pack_words(values: torch.Tensor, word_starts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The values at word starts packed to the left in word order (batch, words, …), each row's word count, and
+    the position each packed value came from (batch, words; past a row's count: positions of no word)."""
+    lengths = word_starts.sum(dim=1)
+    longest = int(lengths.max()) if lengths.numel() else 0
+    order = torch.sort((~word_starts.bool()).int(), dim=1, stable=True).indices[:, :longest]
+    index = order if values.dim() == 2 else order.unsqueeze(-1).expand(-1, -1, values.shape[-1])
+    return values.gather(1, index), lengths, order
+
+
+class CrfTokenHead(nn.Module):
+    """A linear-chain CRF over the word-level emissions of the stock token head.
+
+    Emissions are the stock head's logits at each word's first sub-token (``word_starts``), packed to the left
+    with a length per sentence; the loss is the CRF's mean negative log-likelihood per sentence, on the scale of
+    a token head's cross-entropy. Decoding (Viterbi, :mod:`mtl_nlp.modeling.crf`) is left to the task's decoder,
+    which reads the constrained scores from the output.
+    """
+
+    def __init__(self, emissions: StockHead, labels: list[str], scheme: str) -> None:
+        super().__init__()
+        self.emissions = emissions
+        self.crf = LinearChainCRF(labels, scheme)
+
+    def forward(
+        self,
+        encoded: ModelOutput,
+        inputs: dict[str, torch.Tensor],
+        labels: torch.Tensor | None = None,
+        word_starts: torch.Tensor | None = None,
+    ) -> CrfTokenClassifierOutput:
+        logits = self.emissions(encoded, inputs).logits
+        loss = None
+        if labels is not None:
+            if word_starts is None:
+                raise ValueError("a CRF head needs word_starts (each word's first sub-token) with its labels.")
+            packed, lengths, _ = pack_words(logits, word_starts)
+            tags, _, _ = pack_words(labels, word_starts)
+            loss = self.crf.negative_log_likelihood(packed, tags, lengths)
+        start, transitions, end = self.crf.scores()
+        return CrfTokenClassifierOutput(
+            loss=loss, logits=logits, start_transitions=start, transitions=transitions, end_transitions=end
+        )
+
+
+def build_crf_head(encoder_config: PretrainedConfig, description: dict[str, Any], labels: list[str]) -> CrfTokenHead:
+    """A CRF head: the stock head of ``description["auto_class"]`` for the emissions, and ``description["scheme"]``'s
+    allowed transitions."""
+    emissions = build_stock_head(encoder_config, description, labels)
+    return CrfTokenHead(emissions, labels, description.get("scheme", "none"))
+
+
+register_head_kind(CRF_KIND, build_crf_head)

@@ -12,6 +12,7 @@ from transformers.utils import ModelOutput
 from ..paths import load_pretrained
 from .config import MultiTaskConfig
 from .heads import StockHead, build_head
+from .sharing import EncoderSharing
 
 ENCODER_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
@@ -32,6 +33,7 @@ class MultiTaskModel(PreTrainedModel):
         super().__init__(config)
         encoder_config = config.encoder_config()
         self.encoder = encoder if encoder is not None else AutoModel.from_config(encoder_config)
+        self.sharing = EncoderSharing(self.encoder, list(config.tasks), config.sharing)
         self.heads = nn.ModuleDict(
             {name: build_head(encoder_config, task["head"], task["labels"]) for name, task in config.tasks.items()}
         )
@@ -43,18 +45,22 @@ class MultiTaskModel(PreTrainedModel):
         name_or_path: str,
         tasks: dict[str, dict[str, Any]],
         *,
+        sharing: dict[str, Any] | None = None,
         revision: str | None = None,
         trust_remote_code: bool = False,
     ) -> MultiTaskModel:
         """A new multi-task model: pretrained encoder weights from ``name_or_path``, new heads for ``tasks`` (task
-        descriptions, see :mod:`mtl_nlp.modeling.config`). The encoder is built once, by loading it.
+        descriptions, see :mod:`mtl_nlp.modeling.config`), the encoder shared as ``sharing`` says (see
+        :mod:`mtl_nlp.modeling.sharing`; task-specific layers start from the pretrained ones). The encoder is
+        built once, by loading it.
 
         ``name_or_path`` is a Hub id, a local directory or ``pkg:<package>/<dir>``.
         """
         encoder = load_pretrained(
             AutoModel.from_pretrained, name_or_path, "backbone", revision=revision, trust_remote_code=trust_remote_code
         )
-        return cls(MultiTaskConfig(encoder=encoder.config.to_dict(), tasks=tasks), encoder=encoder)
+        config = MultiTaskConfig(encoder=encoder.config.to_dict(), tasks=tasks, sharing=sharing)
+        return cls(config, encoder=encoder)
 
     @property
     def task_names(self) -> list[str]:
@@ -76,12 +82,24 @@ class MultiTaskModel(PreTrainedModel):
             setattr(view, name, self.encoder if name == view.base_model_prefix else module)
         return view.train(self.training)
 
+    def freeze_encoder(self) -> None:
+        """Keep the pretrained encoder's weights as they are (the shared layers and the task-specific copies of
+        its layers); heads, mixing weights and adapters still train."""
+        for parameter in [*self.encoder.parameters(), *self.sharing.towers.parameters()]:
+            parameter.requires_grad_(False)
+
+    def parameter_counts(self) -> tuple[int, int]:
+        """How many parameters train, and how many there are."""
+        parameters = list(self.parameters())
+        return sum(p.numel() for p in parameters if p.requires_grad), sum(p.numel() for p in parameters)
+
     def compile_encoder_blocks(self) -> int:
         """Compile each of the encoder's repeated blocks (its ``_no_split_modules``: embeddings, layers) in place
         with ``torch.compile`` (dynamic shapes), so that one compiled graph serves every layer and batch length;
         weights and state-dict keys stay as they are. Returns how many modules were compiled."""
         block_classes = set(self.encoder._no_split_modules or [])
-        blocks = [module for module in self.encoder.modules() if type(module).__name__ in block_classes]
+        modules = [*self.encoder.modules(), *self.sharing.modules()]
+        blocks = [module for module in modules if type(module).__name__ in block_classes]
         for module in blocks or [self.encoder]:
             module.compile(dynamic=True)
         return len(blocks) or 1
@@ -89,16 +107,19 @@ class MultiTaskModel(PreTrainedModel):
     def forward(self, task: str, **inputs: torch.Tensor) -> ModelOutput:
         """Run the encoder and the head of ``task``; ``inputs`` hold the encoder inputs and the head's targets."""
         encoder_inputs = {name: inputs.pop(name) for name in ENCODER_INPUTS if inputs.get(name) is not None}
-        return self._run_head(task, self.encoder(**encoder_inputs), encoder_inputs, inputs)
+        self._check_tasks([task])
+        encoded = self.sharing(self.encoder, encoder_inputs, [task])[task]
+        return self.heads[task](encoded, encoder_inputs, **inputs)
 
     def forward_heads(self, tasks: list[str] | None = None, **encoder_inputs: torch.Tensor) -> dict[str, ModelOutput]:
-        """Run the encoder once and every head in ``tasks`` (default: all) on its output."""
-        encoded = self.encoder(**encoder_inputs)
-        return {task: self._run_head(task, encoded, encoder_inputs, {}) for task in tasks or self.task_names}
+        """Run the shared encoder once and every head in ``tasks`` (default: all) on its output (through each
+        task's own layers, where the model has them)."""
+        tasks = list(tasks or self.task_names)
+        self._check_tasks(tasks)
+        encoded = self.sharing(self.encoder, encoder_inputs, tasks)
+        return {task: self.heads[task](encoded[task], encoder_inputs) for task in tasks}
 
-    def _run_head(
-        self, task: str, encoded: ModelOutput, encoder_inputs: dict[str, torch.Tensor], targets: dict[str, Any]
-    ) -> ModelOutput:
-        if task not in self.heads:
-            raise KeyError(f"no head for task {task!r}; this model has {', '.join(self.heads)}.")
-        return self.heads[task](encoded, encoder_inputs, **targets)
+    def _check_tasks(self, tasks: list[str]) -> None:
+        unknown = [task for task in tasks if task not in self.heads]
+        if unknown:
+            raise KeyError(f"no head for task {unknown[0]!r}; this model has {', '.join(self.heads)}.")

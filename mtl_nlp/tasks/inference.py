@@ -57,13 +57,15 @@ def check_inputs(inputs: list[InferenceInput]) -> None:
 
 @dataclass
 class InferenceEncoding:
-    """A task's encoded windows for a list of inputs: the model inputs per window, which input each window
-    belongs to, and the task's own decoding context (word ids, offsets …). Inputs the task does not answer
-    (e.g. without a question) have no window."""
+    """A task's encoded windows for a list of inputs: the encoder inputs per window, which input each window
+    belongs to, per-window columns that the task's ``batch_predictions`` reads beside the model's output
+    (``batch_columns``, padded like the encoder inputs), and the task's own decoding context (word ids, offsets
+    …). Inputs the task does not answer (e.g. without a question) have no window."""
 
     model_inputs: dict[str, list[list[int]]]
     example_index: list[int]
     context: dict[str, Any] = field(default_factory=dict)
+    batch_columns: dict[str, list[list[int]]] = field(default_factory=dict)
 
     def same_windows(self, other: InferenceEncoding) -> bool:
         """Whether ``other`` feeds the encoder exactly the same windows, so one encoder pass serves both."""

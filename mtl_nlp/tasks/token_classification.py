@@ -16,8 +16,10 @@ from transformers.utils import ModelOutput
 
 from ..config import TaskConfig, option
 from ..data.cached import map_cached
-from ..errors import DataError
+from ..errors import DataError, RecipeError
 from ..evaluation.schemes import PREFIXES, iob1_to_iob2, iob2_to_iob1
+from ..modeling.crf import viterbi
+from ..modeling.heads import CRF_KIND, pack_words
 from .base import Task, TaskEvaluation
 from .inference import InferenceEncoding, InferenceInput, Prediction
 
@@ -44,6 +46,18 @@ class TokenClassificationConfig(TaskConfig):
         "Train on every sub-token of a word (continuations of B-X learn I-X), not only on the first.",
         default=False,
     )
+    crf: bool = option(
+        "Decode with a linear-chain CRF over the words' emissions (learned transition scores, the tag scheme's "
+        "forbidden moves never decoded) instead of each word's own best tag.",
+        default=False,
+    )
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.crf and self.label_all_subtokens:
+            raise RecipeError(
+                "crf: a CRF reads one emission per word (its first sub-token); set label_all_subtokens: false."
+            )
 
 
 def tokenize_words(tokenizer: Any, words: list[list[str]], max_length: int, stride: int | None = None) -> Any:
@@ -81,10 +95,11 @@ def _encode_words(
     label_all_subtokens: bool,
 ) -> dict[str, list]:
     """Tokenize pre-split words; the first sub-token of each word carries its tag, the others -100 (or the
-    continuation tag when ``label_all_subtokens``). ``word_ids`` maps every sub-token to its word (-1: none);
-    ``words_without_subtokens`` counts the sentence's words cut at ``max_length`` or dropped by the tokenizer."""
+    continuation tag when ``label_all_subtokens``). ``word_ids`` maps every sub-token to its word (-1: none),
+    ``word_starts`` marks each word's first sub-token (what a CRF reads); ``words_without_subtokens`` counts the
+    sentence's words cut at ``max_length`` or dropped by the tokenizer."""
     encoding = tokenize_words(tokenizer, batch[tokens_column], max_length)
-    labels, word_ids_column, without_subtokens = [], [], []
+    labels, word_ids_column, starts_column, without_subtokens = [], [], [], []
     for row, tags in enumerate(batch[tags_column]):
         word_ids = word_ids_of(encoding, row)
         tag_ids = np.array([label2id[tag] for tag in tags], dtype=np.int64)
@@ -96,12 +111,29 @@ def _encode_words(
             row_labels[rest] = np.asarray(continuation)[tag_ids[word_ids[rest]]]
         labels.append(row_labels.tolist())
         word_ids_column.append(word_ids.tolist())
+        starts_column.append(first.astype(np.int64).tolist())
         without_subtokens.append(len(tags) - int(first.sum()))
-    return {**encoding, "labels": labels, "word_ids": word_ids_column, "words_without_subtokens": without_subtokens}
+    return {
+        **encoding,
+        "labels": labels,
+        "word_ids": word_ids_column,
+        "word_starts": starts_column,
+        "words_without_subtokens": without_subtokens,
+    }
 
 
 def _iob1_to_iob2_column(batch: dict[str, list], column: str) -> dict[str, list]:
     return {column: [iob1_to_iob2(tags) for tags in batch[column]]}
+
+
+def window_word_starts(word_ids: np.ndarray, previous_words: set[int]) -> np.ndarray:
+    """Which sub-tokens of a window are the first sub-token of their word: not a window that opens inside a word
+    the previous window of the sentence (``previous_words``) started."""
+    first = first_subtokens(word_ids)
+    content = np.flatnonzero(word_ids >= 0)
+    if content.size and word_ids[content[0]] in previous_words:
+        first[content[0]] = False
+    return first
 
 
 def word_predictions(
@@ -125,10 +157,7 @@ def word_predictions(
         content = np.flatnonzero(word_ids >= 0)
         if not content.size:
             continue
-        first = first_subtokens(word_ids)
-        if word_ids[content[0]] in seen:  # the window opens inside a word the previous window started
-            first[content[0]] = False
-        positions = np.flatnonzero(first)
+        positions = np.flatnonzero(window_word_starts(word_ids, seen))
         words = word_ids[positions]
         distance = np.minimum(positions - content[0], content[-1] - positions)
         better = distance > margin[words]
@@ -148,8 +177,18 @@ class TokenClassificationTask(Task):
     hub_pipeline_tag = "token-classification"
     stock_auto_class = "AutoModelForTokenClassification"
     tags_words = True
-    target_pad_values = {"labels": -100}
+    target_pad_values = {"labels": -100, "word_starts": 0}
     config: TokenClassificationConfig
+
+    @property
+    def target_columns(self) -> tuple[str, ...]:
+        """The head's targets: the labels, and for a CRF where each word starts."""
+        return ("labels", "word_starts") if self.config.crf else ("labels",)
+
+    def head_description(self) -> dict[str, Any]:
+        if not self.config.crf:
+            return super().head_description()
+        return {**super().head_description(), "kind": CRF_KIND, "scheme": self.scoring_scheme}
 
     @property
     def tags_column(self) -> str:
@@ -285,11 +324,30 @@ class TokenClassificationTask(Task):
         return [plot_entity_f1(evaluation.metrics["per_type"], path, title)]
 
     def batch_predictions(self, output: ModelOutput, batch: dict[str, torch.Tensor]) -> list[np.ndarray]:
-        """Per example, each real sub-token's predicted label id and its probability (shape 2 × tokens)."""
-        probabilities, predicted = output.logits.float().softmax(dim=-1).max(dim=-1)
-        stacked = torch.stack([predicted.float(), probabilities], dim=1).cpu().numpy()
+        """Per example, each real sub-token's predicted label id and its probability (shape 2 × tokens).
+
+        With a CRF, the words' tags are the Viterbi path over their first sub-tokens' emissions (the other
+        sub-tokens keep their own best tag, which no decoder reads) and the probability is the emission softmax's
+        for the chosen tag."""
+        probabilities = output.logits.float().softmax(dim=-1)
+        predicted = probabilities.argmax(dim=-1)
+        if getattr(output, "transitions", None) is not None:
+            predicted = self._viterbi(output, batch["word_starts"].bool(), predicted)
+        chosen = probabilities.gather(2, predicted.unsqueeze(2)).squeeze(2)
+        stacked = torch.stack([predicted.float(), chosen], dim=1).cpu().numpy()
         lengths = batch["attention_mask"].sum(dim=1).cpu().numpy()
         return [row[:, :length] for row, length in zip(stacked, lengths)]
+
+    @staticmethod
+    def _viterbi(output: ModelOutput, word_starts: torch.Tensor, predicted: torch.Tensor) -> torch.Tensor:
+        """The sub-token predictions with each word's first sub-token set to the CRF's best path."""
+        emissions, lengths, order = pack_words(output.logits.float(), word_starts)
+        path = viterbi(emissions, lengths, output.start_transitions, output.transitions, output.end_transitions)
+        valid = path >= 0
+        rows = torch.arange(len(path), device=path.device).unsqueeze(1).expand_as(path)
+        predicted = predicted.clone()
+        predicted[rows[valid], order[valid]] = path[valid]
+        return predicted
 
     @property
     def fallback_label(self) -> str:
@@ -324,7 +382,13 @@ class TokenClassificationTask(Task):
         example_index = encoding.get("overflow_to_sample_mapping", list(range(len(inputs))))
         model_inputs = {name: encoding[name] for name in self.tokenizer.model_input_names if name in encoding}
         word_ids = [word_ids_of(encoding, window) for window in range(len(example_index))]
-        return InferenceEncoding(model_inputs, list(example_index), {"word_ids": word_ids})
+        starts, previous = [], (-1, set())
+        for example, ids in zip(example_index, word_ids):
+            seen = previous[1] if previous[0] == example else set()
+            starts.append(window_word_starts(ids, seen).astype(np.int64).tolist())
+            previous = (example, set(ids[ids >= 0].tolist()))
+        columns = {"word_starts": starts} if self.config.crf else {}
+        return InferenceEncoding(model_inputs, list(example_index), {"word_ids": word_ids}, columns)
 
     def decode(
         self, inputs: list[InferenceInput], encoding: InferenceEncoding, predictions: list[np.ndarray]

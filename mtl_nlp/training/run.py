@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,9 +74,14 @@ def train(recipe: RecipeConfig, resume: str | Path | bool = False) -> TrainingRe
     model = MultiTaskModel.from_backbone(
         recipe.model.name_or_path,
         {name: task.description() for name, task in tasks.items()},
+        sharing=dataclasses.asdict(recipe.model.sharing),
         revision=recipe.model.revision,
         trust_remote_code=recipe.model.trust_remote_code,
     )
+    if recipe.model.freeze_encoder:
+        model.freeze_encoder()
+    trainable, total = model.parameter_counts()
+    logger.info("Parameters: %d trainable of %d (%.2f %%)", trainable, total, 100 * trainable / total)
     trainer = MultiTaskTrainer(model, tasks, recipe, accelerator)
     evaluations = trainer.train(resume_from=checkpoint)
     evaluations += trainer.evaluate("test")
