@@ -73,6 +73,7 @@ def running_server(model_dir: Path, log: Path, *flags: str, env: dict | None = N
             with contextlib.suppress(httpx.TransportError):
                 if httpx.get(f"{server.url}/ready").status_code == 200:
                     break
+                assert httpx.get(f"{server.url}/health").status_code == 200, f"the model failed: {log.read_text()}"
             assert time.monotonic() < deadline, f"not ready after {START_TIMEOUT} s: {log.read_text()}"
             time.sleep(0.2)
         yield server
