@@ -301,6 +301,22 @@ class DataConfig:
 
 
 @dataclass
+class AdapterConfig:
+    """A task's own LoRA adapter on the shared encoder (docs/sharing.md)."""
+
+    type: Literal["lora"] = option("Adapter type: lora (through peft).", default="lora")
+    r: int = option("Rank of the LoRA update matrices.", default=8, minimum=1)
+    alpha: float = option(
+        "LoRA scaling: the update is multiplied by alpha / r.", default=16.0, exclusive_minimum=True, minimum=0
+    )
+    dropout: float = option("Dropout on the adapter's input.", default=0.1, minimum=0, maximum=1)
+    target_modules: list[str] = option(
+        "Names of the encoder's linear layers that get the adapter (BERT: query, key, value, dense).",
+        default_factory=lambda: ["query", "value"],
+    )
+
+
+@dataclass
 class TaskConfig:
     """Settings every task type shares; each task type adds its own fields in ``mtl_nlp.tasks``."""
 
@@ -316,6 +332,10 @@ class TaskConfig:
         "Weight of this task's headline metric in the aggregate score that picks the best checkpoint.",
         default=1.0,
         minimum=0,
+    )
+    adapter: AdapterConfig | None = option(
+        "A LoRA adapter of this task's own on the shared encoder (switched on for its batches); null: none.",
+        default=None,
     )
 
     def __post_init__(self) -> None:

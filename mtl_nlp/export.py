@@ -17,6 +17,7 @@ from transformers.utils import ModelOutput
 
 from .errors import ExportError
 from .modeling import MultiTaskModel
+from .modeling.adapters import merged_state_dict
 from .modeling.heads import STOCK_KIND, stock_auto_class, stock_config
 from .modeling.saved import load_saved_model
 from .training.checkpoint import atomic_directory
@@ -49,12 +50,13 @@ def task_description(model: MultiTaskModel, task: str) -> dict:
 def stock_state_dict(model: MultiTaskModel, task: str, stock: PreTrainedModel) -> dict[str, torch.Tensor]:
     """The multi-task weights of ``task`` under the stock model's parameter names.
 
-    The encoder's weights go under ``stock.base_model_prefix`` — with ``task_layers``, the shared bottom layers
-    and this task's own top layers, which together are the stock encoder — and the head's keep their names. The
+    The encoder's weights go under ``stock.base_model_prefix`` — with the task's adapter merged in, and with
+    ``task_layers`` the shared bottom layers and this task's own top layers, which together are the stock
+    encoder — and the head's keep their names. The
     stock model must get every one of its weights this way; encoder weights it has no place for (such as a pooler
     that a token head lacks) are left out, and only those.
     """
-    encoder_state = model.encoder.state_dict() | model.sharing.tower_state_dict(task)
+    encoder_state = merged_state_dict(model.encoder, task) | model.sharing.tower_state_dict(task)
     encoder = {f"{stock.base_model_prefix}.{key}": value for key, value in encoder_state.items()}
     head = model.heads[task].state_dict()
     expected = set(stock.state_dict())

@@ -7,8 +7,10 @@ A task description says what inference needs, not how the model was trained::
      "settings": {"tag_scheme": "iob2", "evaluation_mode": "conlleval", "max_length": null, …}}
 
 ``type`` names the task type that decodes it (``mtl_nlp.tasks``), ``head`` is the head description that
-``mtl_nlp.modeling.heads`` builds, ``settings`` are the task type's decoding and reading settings. Models saved in
-format 1 (``id2label`` and the task's whole recipe settings as ``task_config``) are read into format 2 on load.
+``mtl_nlp.modeling.heads`` builds, ``settings`` are the task type's decoding and reading settings, and an optional
+``adapter`` (``{type, r, alpha, dropout, target_modules}``) is the task's LoRA adapter on the shared encoder.
+Models saved in format 1 (``id2label`` and the task's whole recipe settings as ``task_config``) are read into
+format 2 on load.
 """
 
 from __future__ import annotations
@@ -40,8 +42,9 @@ DATA_LOCATION_KEYS = (
 
 
 def saved_settings(task_settings: dict[str, Any]) -> dict[str, Any]:
-    """A task's recipe settings (as plain data) without its labels, type and data locations: what is saved."""
-    settings = {key: value for key, value in task_settings.items() if key not in ("type", "labels")}
+    """A task's recipe settings (as plain data) without its labels, type, adapter (saved beside them) and data
+    locations: what is saved."""
+    settings = {key: value for key, value in task_settings.items() if key not in ("type", "labels", "adapter")}
     if "data" in settings:
         settings["data"] = {key: value for key, value in settings["data"].items() if key not in DATA_LOCATION_KEYS}
     return settings
@@ -56,7 +59,7 @@ def task_description(spec: dict[str, Any]) -> dict[str, Any]:
             f"task description format {spec['format']} is newer than this mtl-nlp reads ({TASK_FORMAT}); upgrade "
             "mtl-nlp to load this model."
         )
-    return {  # format 1
+    upgraded = {  # format 1
         "format": TASK_FORMAT,
         "type": spec["type"],
         "labels": list(spec.get("id2label") or []),
@@ -67,6 +70,9 @@ def task_description(spec: dict[str, Any]) -> dict[str, Any]:
         },
         "settings": saved_settings(spec.get("task_config") or {}),
     }
+    if spec.get("adapter"):  # never saved in format 1, but a short description written by hand may name one
+        upgraded["adapter"] = spec["adapter"]
+    return upgraded
 
 
 class MultiTaskConfig(PretrainedConfig):

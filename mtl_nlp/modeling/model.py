@@ -10,6 +10,7 @@ from transformers import AutoModel, PreTrainedModel
 from transformers.utils import ModelOutput
 
 from ..paths import load_pretrained
+from .adapters import is_adapter_parameter
 from .config import MultiTaskConfig
 from .heads import StockHead, build_head
 from .sharing import EncoderSharing
@@ -33,7 +34,8 @@ class MultiTaskModel(PreTrainedModel):
         super().__init__(config)
         encoder_config = config.encoder_config()
         self.encoder = encoder if encoder is not None else AutoModel.from_config(encoder_config)
-        self.sharing = EncoderSharing(self.encoder, list(config.tasks), config.sharing)
+        adapters = {name: task["adapter"] for name, task in config.tasks.items() if task.get("adapter")}
+        self.sharing = EncoderSharing(self.encoder, list(config.tasks), config.sharing, adapters)
         self.heads = nn.ModuleDict(
             {name: build_head(encoder_config, task["head"], task["labels"]) for name, task in config.tasks.items()}
         )
@@ -85,8 +87,9 @@ class MultiTaskModel(PreTrainedModel):
     def freeze_encoder(self) -> None:
         """Keep the pretrained encoder's weights as they are (the shared layers and the task-specific copies of
         its layers); heads, mixing weights and adapters still train."""
-        for parameter in [*self.encoder.parameters(), *self.sharing.towers.parameters()]:
-            parameter.requires_grad_(False)
+        for name, parameter in [*self.encoder.named_parameters(), *self.sharing.towers.named_parameters()]:
+            if not is_adapter_parameter(name):
+                parameter.requires_grad_(False)
 
     def parameter_counts(self) -> tuple[int, int]:
         """How many parameters train, and how many there are."""

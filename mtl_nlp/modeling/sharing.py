@@ -10,6 +10,9 @@ is the stock one: the shared bottom followed by a task's tower equals the stock 
 task × task matrix per layer; so every task's input runs through every tower. ``layer_attention`` (a scalar mix,
 Peters et al. 2018) gives each task a softmax-weighted sum of the embeddings and every layer's output, times a
 learned scale, instead of the last layer alone.
+
+Tasks with an ``adapter`` (per-task LoRA, :mod:`mtl_nlp.modeling.adapters`) run the encoder with their own adapter
+switched on: one encoder pass per adapter (tasks without one share a pass), unless the adapters are merged.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from transformers.modeling_outputs import BaseModelOutputWithPooling
 from transformers.utils import ModelOutput
 
 from ..errors import ModelBuildError
+from .adapters import activate, adapter_layers, add_adapters
 
 CROSS_STITCH_SELF = 0.9
 """Cross-stitch matrices start at this weight on a task's own stream and share the rest equally among the other
@@ -83,7 +87,13 @@ class EncoderSharing(nn.Module):
     With no option set it adds nothing: every task reads the encoder's own output, as in hard sharing.
     """
 
-    def __init__(self, encoder: PreTrainedModel, tasks: list[str], settings: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        encoder: PreTrainedModel,
+        tasks: list[str],
+        settings: dict[str, Any],
+        adapters: dict[str, dict[str, Any]] | None = None,
+    ) -> None:
         super().__init__()
         unknown = set(settings) - set(SHARING_KEYS)
         if unknown:
@@ -120,6 +130,15 @@ class EncoderSharing(nn.Module):
             start = torch.full((size, size), other).fill_diagonal_(CROSS_STITCH_SELF)
             self.stitch = nn.Parameter(start.repeat(self.task_layers, 1, 1))
         self.mixes = nn.ModuleDict({task: ScalarMix(count + 1) for task in tasks} if self.layer_attention else {})
+        adapters = adapters or {}
+        if adapters and self.stitch is not None:
+            raise ModelBuildError(
+                "model.sharing.cross_stitch: cross-stitch mixes task layers that run on one shared pass, which "
+                f"per-task adapters ({', '.join(adapters)}) split into one pass per adapter; use one or the other."
+            )
+        add_adapters(encoder, adapters)
+        self.adapter_tasks = set(adapters)
+        self._adapter_layers = adapter_layers(encoder)  # a plain list: the encoder registers these modules
 
     def tower_state_dict(self, task: str) -> dict[str, torch.Tensor]:
         """The task's top layers under the encoder's own names (``encoder.layer.4.…``), as a stock encoder with all
@@ -136,13 +155,30 @@ class EncoderSharing(nn.Module):
         """Whether every task reads the encoder's own output."""
         return not self.task_layers and not self.layer_attention
 
+    def passes(self, tasks: list[str]) -> list[tuple[str | None, list[str]]]:
+        """The encoder passes ``tasks`` need: one per adapter (tasks without adapter share one, ``None``)."""
+        groups: dict[str | None, list[str]] = {}
+        for task in tasks:
+            groups.setdefault(task if task in self.adapter_tasks else None, []).append(task)
+        return list(groups.items())
+
     def _record_call(self, module: nn.Module, args: tuple, kwargs: dict) -> None:
         self._call = (args[1:], kwargs)
 
     def forward(
         self, encoder: PreTrainedModel, encoder_inputs: dict[str, torch.Tensor], tasks: list[str]
     ) -> dict[str, ModelOutput]:
-        """Run the shared encoder once and each task's own part; per task, the output its head reads."""
+        """Run the shared encoder once (once per adapter) and each task's own part; per task, the output its head
+        reads."""
+        outputs = {}
+        for adapter, group in self.passes(tasks):
+            activate(encoder, adapter, self._adapter_layers)
+            outputs.update(self._encode(encoder, encoder_inputs, group))
+        return outputs
+
+    def _encode(
+        self, encoder: PreTrainedModel, encoder_inputs: dict[str, torch.Tensor], tasks: list[str]
+    ) -> dict[str, ModelOutput]:
         if self.hard:
             encoded = encoder(**encoder_inputs)
             return dict.fromkeys(tasks, encoded)

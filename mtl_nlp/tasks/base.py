@@ -129,13 +129,16 @@ class Task(ABC):
 
     def description(self) -> dict[str, Any]:
         """What a saved model keeps of this task for inference (see :mod:`mtl_nlp.modeling.config`)."""
-        return {
+        description = {
             "format": TASK_FORMAT,
             "type": self.type_name,
             "labels": list(self.labels or []),
             "head": self.head_description(),
             "settings": saved_settings(dataclasses.asdict(self.config)),
         }
+        if self.config.adapter is not None:
+            description["adapter"] = dataclasses.asdict(self.config.adapter)
+        return description
 
     @classmethod
     def from_description(
