@@ -272,24 +272,24 @@ def test_overload_gives_503_with_retry_after_and_every_accepted_request_is_answe
 
 
 def test_sigterm_stops_accepting_answers_the_queued_requests_and_exits_0(model_dir, tmp_path):
-    flags = ["--max-batch-size", "64", "--max-wait-ms", "3000"]
+    flags = ["--max-batch-size", "64", "--max-wait-ms", "20000"]
     with running_server(model_dir, tmp_path / "server.log", *flags) as server:
 
-        async def send_then_stop() -> list[httpx.Response]:
+        async def send_then_stop() -> tuple[list[httpx.Response], float]:
             async with httpx.AsyncClient(base_url=server.url, timeout=60) as client:
                 sent = [asyncio.create_task(client.post("/v1/predict", json={"texts": [text]})) for text in TEXTS]
                 while server_queue(server) < len(TEXTS):  # all accepted and waiting for their batch
                     await asyncio.sleep(0.05)
                 server.process.send_signal(signal.SIGTERM)
-                return await asyncio.gather(*sent)
+                signalled = time.monotonic()
+                responses = await asyncio.gather(*sent)
+                return responses, time.monotonic() - signalled
 
-        started = time.monotonic()
-        responses = asyncio.run(send_then_stop())
-        answered = time.monotonic() - started
+        responses, answered_after = asyncio.run(send_then_stop())
         assert [response.status_code for response in responses] == [200] * len(TEXTS)
         assert [response.json()["results"][0]["text"] for response in responses] == TEXTS
+        assert answered_after < 10  # the queued batch ran at once, without waiting out the 20 s of --max-wait-ms
         assert server.process.wait(timeout=30) == 0
-        assert answered < 2.5  # the queued batch ran at once, without waiting out max-wait-ms
         with pytest.raises(httpx.TransportError):
             httpx.get(f"{server.url}/health")
         assert "Traceback" not in server.log.read_text()

@@ -6,9 +6,11 @@ runs every queued request before the application stops; the process then exits w
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 import signal
+import socket
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
@@ -38,6 +40,14 @@ class _DrainingServer(uvicorn.Server):
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         super().handle_exit(sig, frame)
         self.batcher.drain_soon()
+
+
+def _resolved(host: str) -> str:
+    """The address ``host`` binds to (a name such as ``localhost`` resolved)."""
+    try:
+        return socket.getaddrinfo(host, None)[0][4][0]
+    except (socket.gaierror, IndexError):
+        return "0.0.0.0"
 
 
 def _stop(signum: int, frame: object) -> None:
@@ -93,6 +103,8 @@ def serve(
         timeout_graceful_shutdown=None,  # every accepted request is answered
         server_header=False,
     )
+    if api_key is None and not ipaddress.ip_address(_resolved(host)).is_loopback:
+        logger.warning("Serving on %s without --api-key-env: anyone who can reach this port can use the model.", host)
     for handled in (signal.SIGTERM, signal.SIGINT):
         signal.signal(handled, _stop)
     logger.info(
