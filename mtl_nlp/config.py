@@ -185,6 +185,23 @@ class TrainingConfig:
         default=5,
         minimum=1,
     )
+    report_to: list[
+        Literal["none", "tensorboard", "wandb", "mlflow", "trackio", "aim", "comet_ml", "clearml", "dvclive", "swanlab"]
+    ] = option(
+        "Experiment trackers (Accelerate's) that receive the training losses, learning rate, loss weights, skipped "
+        "steps, every evaluation and the recipe, from the main process; each needs its extra, e.g. pip install "
+        "'mtl-nlp[tensorboard]' (docs/training.md). none: no tracker.",
+        default_factory=lambda: ["none"],
+    )
+    run_name: str | None = option(
+        "The name the trackers file the run under: TensorBoard's folder in output_dir/logs, the W&B or trackio "
+        "project, the MLflow experiment (null: the output directory's name).",
+        default=None,
+    )
+
+    def __post_init__(self) -> None:
+        if "none" in self.report_to and len(self.report_to) > 1:
+            raise RecipeError("report_to: 'none' cannot be combined with trackers; list only the trackers.")
 
 
 @dataclass

@@ -20,6 +20,7 @@ from mtl_nlp.tokenization import load_tokenizer
 from mtl_nlp.training import trainer as trainer_module
 from mtl_nlp.training.gradients import build_aggregator, combined_backward
 from mtl_nlp.training.history import read_history
+from mtl_nlp.training.optimization import auto_learning_rate
 from mtl_nlp.training.run import prepare_tasks
 from mtl_nlp.training.weighting import DynamicWeightAverage
 
@@ -129,14 +130,14 @@ def test_uncertainty_weights_are_learned_and_logged(tmp_path, tiny_model_dir):
 
 @pytest.mark.parametrize(("hidden_size", "rate"), [(1024, 2e-5), (768, 5e-5), (512, 1e-4), (384, 2e-4), (32, 2e-4)])
 def test_auto_learning_rate_follows_the_encoders_width(hidden_size, rate):
-    assert trainer_module.auto_learning_rate(BertConfig(hidden_size=hidden_size, num_attention_heads=4)) == rate
+    assert auto_learning_rate(BertConfig(hidden_size=hidden_size, num_attention_heads=4)) == rate
 
 
 def test_learning_rate_auto_is_the_default_and_the_saved_recipe_records_the_rate_used(tmp_path, tiny_model_dir):
     recipe = small_recipe(tmp_path, tiny_model_dir, training={"max_steps": 2, "learning_rate": "auto"})
     assert recipe_from_dict(toy_recipe(tmp_path, tiny_model_dir)).training.learning_rate == "auto"
     result = train(recipe)
-    expected = trainer_module.auto_learning_rate(MultiTaskModel.from_pretrained(result.model_dir).encoder.config)
+    expected = auto_learning_rate(MultiTaskModel.from_pretrained(result.model_dir).encoder.config)
     saved = yaml.safe_load((result.model_dir / "recipe.yaml").read_text())
     assert saved["training"]["learning_rate"] == expected
     first_logged = next(r for r in read_history(f"{recipe.output_dir}/metrics.jsonl") if "learning_rate" in r)

@@ -12,6 +12,7 @@ import importlib
 import torch
 from torch import nn
 
+from ..config import WeightingConfig
 from ..errors import RecipeError
 
 AGGREGATORS = {
@@ -38,6 +39,20 @@ def build_aggregator(method: str) -> nn.Module:
             f"weighting.gradient_method: {method} needs an optional dependency ({error}). Install it with "
             "pip install 'mtl-nlp[upgrad]' for upgrad/dualproj, or 'torchjd[cagrad]' for cagrad."
         ) from None
+
+
+def gradient_aggregator(config: WeightingConfig, num_processes: int, mixed_precision: str) -> nn.Module | None:
+    """The aggregator the recipe's ``gradient_method`` asks for (None: losses are summed), refused where gradients
+    cannot be combined: under DDP or the fp16 loss scaler."""
+    method = config.gradient_method
+    if method is None:
+        return None
+    if num_processes > 1 or mixed_precision == "fp16":
+        raise RecipeError(
+            f"weighting.gradient_method: {method} runs in one process without fp16 (gradients are combined "
+            "outside DDP and the fp16 loss scaler); use bf16, or a loss weighting method for DDP."
+        )
+    return build_aggregator(method)
 
 
 def combined_backward(losses: list[torch.Tensor], parameters: list[nn.Parameter], aggregator: nn.Module) -> None:

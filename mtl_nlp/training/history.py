@@ -6,9 +6,11 @@ import json
 from pathlib import Path
 from typing import Any
 
+from .callbacks import TrainerCallback, TrainerView
 
-class TrainingHistory:
-    """Appends records to ``<output_dir>/metrics.jsonl`` (main process only) and keeps them in memory.
+
+class TrainingHistory(TrainerCallback):
+    """Appends the trainer's records to ``<output_dir>/metrics.jsonl`` (main process only) and keeps them in memory.
 
     A new run starts the file afresh and a resumed run keeps the records its checkpoint had seen
     (:meth:`restart`), so the file of a killed and resumed run equals that of an uninterrupted one.
@@ -18,6 +20,12 @@ class TrainingHistory:
         self.path = Path(path)
         self.enabled = enabled
         self.records: list[dict[str, Any]] = []
+
+    def on_train_begin(self, trainer: TrainerView) -> None:
+        self.restart(keep=trainer.state.history_records)
+
+    def on_log(self, trainer: TrainerView, record: dict[str, Any]) -> None:
+        self.append(record)
 
     def append(self, record: dict[str, Any]) -> None:
         """Record one entry and flush it to disk at once, so a killed run keeps its history."""

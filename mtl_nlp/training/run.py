@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,8 +17,11 @@ from ..evaluation.reports import summary_table, write_eval_results, write_summar
 from ..modeling import MultiTaskModel
 from ..tasks import Task, TaskEvaluation, build_task
 from ..tokenization import load_tokenizer
+from .accelerator import build_accelerator
+from .callbacks import TrainerCallback
 from .checkpoint import CheckpointDirectory
-from .trainer import MultiTaskTrainer, build_accelerator
+from .tracking import check_trackers
+from .trainer import MultiTaskTrainer
 
 logger = logging.getLogger(__name__)
 
@@ -59,12 +63,16 @@ def find_checkpoint(recipe: RecipeConfig, resume: str | Path | bool) -> Path | N
     return path
 
 
-def train(recipe: RecipeConfig, resume: str | Path | bool = False) -> TrainingResult:
+def train(
+    recipe: RecipeConfig, resume: str | Path | bool = False, callbacks: Sequence[TrainerCallback] = ()
+) -> TrainingResult:
     """Train the recipe's tasks jointly, then write the model, the reports and a summary to ``output_dir``.
 
     ``resume``: ``True`` continues from the latest checkpoint in ``output_dir``, a path from that checkpoint.
+    ``callbacks`` join the trainer's own (:mod:`mtl_nlp.training.callbacks`).
     """
     checkpoint = find_checkpoint(recipe, resume)
+    check_trackers(recipe.training.report_to)  # before any data is read
     accelerator = build_accelerator(recipe.training)
     set_seed(recipe.training.seed)  # before the new heads are initialised, so that runs repeat
     output_dir = Path(recipe.output_dir)
@@ -82,16 +90,13 @@ def train(recipe: RecipeConfig, resume: str | Path | bool = False) -> TrainingRe
         model.freeze_encoder()
     trainable, total = model.parameter_counts()
     logger.info("Parameters: %d trainable of %d (%.2f %%)", trainable, total, 100 * trainable / total)
-    trainer = MultiTaskTrainer(model, tasks, recipe, accelerator)
+    trainer = MultiTaskTrainer(model, tasks, recipe, accelerator, callbacks)
     evaluations = trainer.train(resume_from=checkpoint)
-    evaluations += trainer.evaluate("test")
 
     model_dir, report_dir = output_dir / "model", output_dir / "reports"
     trainer.save_model(model_dir)
     if accelerator.is_main_process:
-        record = recipe.to_dict()
-        record["training"]["learning_rate"] = trainer.learning_rate  # the value 'auto' stood for
-        recipe_text = yaml.safe_dump(record, sort_keys=False)
+        recipe_text = yaml.safe_dump(trainer.recipe_as_run(), sort_keys=False)
         # The model directory keeps its recipe and final scores too, so that it can be published on its own.
         for directory in (output_dir, model_dir):
             (directory / RECIPE_FILE).write_text(recipe_text, encoding="utf-8")

@@ -1,35 +1,33 @@
-"""``MultiTaskTrainer``: the Accelerate training loop over a multi-task batch stream."""
+"""``MultiTaskTrainer``: the Accelerate training loop over a multi-task batch stream, with events for callbacks."""
 
 from __future__ import annotations
 
-import json
 import logging
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 from accelerate import Accelerator
-from accelerate.utils import (
-    DistributedDataParallelKwargs,
-    get_cpu_distributed_information,
-    send_to_device,
-)
-from safetensors.torch import load_file, save_file
+from accelerate.utils import send_to_device
 from torch.utils.data import DataLoader, Dataset
-from tqdm.auto import tqdm
-from transformers import PretrainedConfig, get_scheduler
 
-from ..config import RecipeConfig, TrainingConfig
+from ..config import RecipeConfig
 from ..data.sampling import MultiTaskBatchSampler
-from ..errors import RecipeError, TrainingError
+from ..errors import TrainingError
 from ..evaluation.evaluator import evaluate_task
 from ..modeling import MultiTaskModel
 from ..tasks import Task, TaskEvaluation
+from .accelerator import build_accelerator
+from .callbacks import CallbackList, ProgressBar, TrainerCallback
 from .checkpoint import CheckpointDirectory, atomic_directory
-from .gradients import build_aggregator, combined_backward
+from .gradients import combined_backward, gradient_aggregator
 from .history import TrainingHistory
+from .optimization import build_optimizer, build_scheduler, resolve_learning_rate
 from .selection import ModelSelection, aggregate_score
+from .state import TrainingState
+from .tracking import NO_TRACKER, TrackingCallback
 from .weighting import build_weighting
 
 logger = logging.getLogger(__name__)
@@ -49,67 +47,16 @@ class MultiTaskBatches(Dataset):
         return task, self.collators[task](self.columns[task][indices])
 
 
-def build_accelerator(training: TrainingConfig) -> Accelerator:
-    """An Accelerator for a multi-task run: one task's head is idle at each step, so DDP must expect unused
-    parameters."""
-    # Accelerate forms a multi-process CPU group (gloo) only when told to use the CPU; otherwise every process
-    # that torchrun or mpirun starts on a machine without an accelerator trains alone, as a one-process run.
-    launched_processes = get_cpu_distributed_information().world_size
-    accelerator = Accelerator(
-        cpu=launched_processes > 1 and not torch.accelerator.is_available(),
-        mixed_precision=training.mixed_precision,
-        gradient_accumulation_steps=training.gradient_accumulation_steps,
-        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
-    )
-    if launched_processes > 1 and accelerator.num_processes == 1:
-        raise TrainingError(
-            f"{launched_processes} processes were launched, but Accelerate has no multi-process backend for "
-            f"{accelerator.device.type}, so each would train alone and overwrite the others' output. Launch "
-            "with `accelerate launch` on GPUs, or set ACCELERATE_USE_CPU=1 to train on the CPU."
-        )
-    return accelerator
-
-
-# (smallest hidden size, peak learning rate): narrower encoders take larger steps. The values for 768 and 1024
-# are BERT's published fine-tuning choices; those below come from benchmarks/learning_rates.py on MiniLM.
-AUTO_LEARNING_RATES = ((1024, 2e-5), (768, 5e-5), (512, 1e-4), (0, 2e-4))
-
-
-def auto_learning_rate(encoder_config: PretrainedConfig) -> float:
-    """The peak learning rate ``learning_rate: auto`` picks for an encoder (by its hidden size)."""
-    return next(rate for smallest, rate in AUTO_LEARNING_RATES if encoder_config.hidden_size >= smallest)
-
-
-# Devices with a fused AdamW kernel (one pass over each parameter instead of several): on CPU the step of a
-# MiniLM-size model is over 4× faster than the per-tensor loop, which took 18 % of a training step.
-FUSED_ADAMW_DEVICES = ("cpu", "cuda", "mps", "xpu")
-
-
-def build_optimizer(
-    model: torch.nn.Module,
-    training: TrainingConfig,
-    learning_rate: float,
-    device: torch.device,
-    extra_parameters: list[torch.nn.Parameter] = (),
-) -> torch.optim.AdamW:
-    """AdamW at peak ``learning_rate`` with weight decay on weight matrices only (not on biases, norm weights or
-    ``extra_parameters``, such as a loss weighting's); fused on ``device`` where PyTorch has the kernel."""
-    parameters = [p for p in model.parameters() if p.requires_grad]
-    groups = [
-        {"params": [p for p in parameters if p.ndim >= 2], "weight_decay": training.weight_decay},
-        {"params": [p for p in parameters if p.ndim < 2] + list(extra_parameters), "weight_decay": 0.0},
-    ]
-    return torch.optim.AdamW(groups, lr=learning_rate, fused=device.type in FUSED_ADAMW_DEVICES or None)
-
-
 class MultiTaskTrainer:
     """Trains a :class:`MultiTaskModel` on several tasks with one optimizer.
 
     Works unchanged on one CPU, one GPU or many processes (``accelerate launch``/``torchrun``): the batch
     sampler shards each task's batches across ranks and every rank trains the same task at the same step.
-    Checkpoints (every ``training.save_every_steps``) hold everything needed to continue exactly:
-    model, optimizer, gradient scaler and RNG states through Accelerate, plus the scheduler, sampler
-    position, loss weighting, model selection, counters and the history's length.
+    Checkpoints (every ``training.save_every_steps``) hold everything needed to continue exactly: model,
+    optimizer, gradient scaler and RNG states through Accelerate, and the loop's :class:`TrainingState`.
+
+    The loop announces its events to callbacks (:mod:`mtl_nlp.training.callbacks`): the history file, the
+    progress bar and the recipe's trackers are built in; ``callbacks`` adds more.
 
     The caller seeds the random state (``accelerate.utils.set_seed``) before building the model, so that the
     new heads and the run repeat; :func:`mtl_nlp.train` does.
@@ -121,76 +68,73 @@ class MultiTaskTrainer:
         tasks: dict[str, Task],
         recipe: RecipeConfig,
         accelerator: Accelerator | None = None,
+        callbacks: Sequence[TrainerCallback] = (),
     ) -> None:
         self.recipe = recipe
-        self.training = recipe.training
+        self.training = training = recipe.training
         self.tasks = tasks
         self.task_names = list(tasks)
-        self.accelerator = accelerator or build_accelerator(self.training)
+        self.accelerator = accelerator or build_accelerator(training)
         self.output_dir = Path(recipe.output_dir)
         self.sampler = MultiTaskBatchSampler(
             {name: task.lengths("train") for name, task in tasks.items()},
             {name: task.config.batch_size for name, task in tasks.items()},
             recipe.sampling,
-            seed=self.training.seed,
-            num_epochs=math.ceil(self.training.epochs),
+            seed=training.seed,
+            num_epochs=math.ceil(training.epochs),
             num_replicas=self.accelerator.num_processes,
             rank=self.accelerator.process_index,
         )
-        accumulation = self.training.gradient_accumulation_steps
+        accumulation = training.gradient_accumulation_steps
         self.steps_per_epoch = math.ceil(self.sampler.steps_per_epoch / accumulation)
-        self.total_steps = self.training.max_steps or math.ceil(
-            self.training.epochs * self.sampler.steps_per_epoch / accumulation
+        self.total_steps = training.max_steps or math.ceil(
+            training.epochs * self.sampler.steps_per_epoch / accumulation
         )
         device = self.accelerator.device
-        self.weighting = build_weighting(
+        weighting = build_weighting(
             recipe.weighting, {name: task.config.loss_weight for name, task in tasks.items()}
         ).to(device)
-        self.aggregator = self._gradient_aggregator()
-        self.learning_rate = self.training.learning_rate
-        if self.learning_rate == "auto":
-            self.learning_rate = auto_learning_rate(model.encoder.config)
-            logger.info("Learning rate %g (auto, hidden size %d)", self.learning_rate, model.encoder.config.hidden_size)
-        optimizer = build_optimizer(
-            model, self.training, self.learning_rate, device, extra_parameters=list(self.weighting.parameters())
+        self.aggregator = gradient_aggregator(
+            recipe.weighting, self.accelerator.num_processes, training.mixed_precision
         )
-        self.scheduler = get_scheduler(
-            self.training.lr_scheduler,
-            optimizer,
-            num_warmup_steps=math.ceil(self.training.warmup_ratio * self.total_steps),
-            num_training_steps=self.total_steps,
-        )
-        if self.training.torch_compile:
+        self.learning_rate = resolve_learning_rate(training, model.encoder.config)
+        optimizer = build_optimizer(model, training, self.learning_rate, device, weighting.parameters())
+        scheduler = build_scheduler(training, optimizer, self.total_steps)
+        if training.torch_compile:
             model.compile_encoder_blocks()
         self.model, self.optimizer = self.accelerator.prepare(model, optimizer)
+        selection = ModelSelection(patience=training.early_stopping_patience)
+        self.state = TrainingState(self.task_names, scheduler, self.sampler, selection, weighting, device)
+        self.checkpoints = CheckpointDirectory(self.output_dir / "checkpoints", keep=training.save_total_limit)
         self.history = TrainingHistory(self.output_dir / "metrics.jsonl", enabled=self.accelerator.is_main_process)
-        self.selection = ModelSelection(patience=self.training.early_stopping_patience)
-        self.checkpoints = CheckpointDirectory(self.output_dir / "checkpoints", keep=self.training.save_total_limit)
-        self.step = 0
-        self.batches_consumed = 0
-        self.skipped_steps = 0
-        self.consecutive_skipped = 0
-        # Per-task loss sums since the last log stay on the device (reading them waits for it); counts on the host.
-        self.loss_sums = torch.zeros(len(tasks), dtype=torch.float64, device=device)
-        self.loss_counts = dict.fromkeys(tasks, 0)
+        built_in = [self.history, ProgressBar()]
+        if set(training.report_to) - {NO_TRACKER}:
+            built_in.append(TrackingCallback(training.report_to, training.run_name or self.output_dir.name))
+        self.callbacks = CallbackList([*built_in, *callbacks])
+        self.stop_reason: str | None = None
         # Index of the first task with a non-finite loss in the accumulation window (-1: none), on the device.
         self.window_nonfinite = torch.tensor(-1, device=device)
 
-    def _gradient_aggregator(self) -> torch.nn.Module | None:
-        method = self.recipe.weighting.gradient_method
-        if method is None:
-            return None
-        if self.accelerator.num_processes > 1 or self.training.mixed_precision == "fp16":
-            raise RecipeError(
-                f"weighting.gradient_method: {method} runs in one process without fp16 (gradients are combined "
-                "outside DDP and the fp16 loss scaler); use bf16, or a loss weighting method for DDP."
-            )
-        return build_aggregator(method)
+    @property
+    def step(self) -> int:
+        """Optimizer steps taken so far."""
+        return self.state.step
 
     @property
     def best_model_dir(self) -> Path:
         """Where the model of the best evaluation so far is kept."""
         return self.output_dir / "best"
+
+    def recipe_as_run(self) -> dict[str, Any]:
+        """The recipe as plain data, with ``learning_rate: auto`` replaced by the rate it stood for."""
+        record = self.recipe.to_dict()
+        record["training"]["learning_rate"] = self.learning_rate
+        return record
+
+    def stop(self, reason: str) -> None:
+        """End training after the current step (and its checkpoint, when one is due); callbacks call this."""
+        self.stop_reason = reason
+        logger.info("Stopping at step %d: %s", self.step, reason)
 
     def save_model(self, directory: str | Path) -> None:
         """Write the unwrapped model and the tokenizer to ``directory`` atomically (main process only)."""
@@ -199,6 +143,14 @@ class MultiTaskTrainer:
                 self.accelerator.unwrap_model(self.model).save_pretrained(staging)
                 next(iter(self.tasks.values())).tokenizer.save_pretrained(staging)
         self.accelerator.wait_for_everyone()
+
+    def _fire(self, event: str, **details: Any) -> None:
+        self.callbacks.fire(event, self, **details)
+
+    def _log(self, record: dict[str, Any]) -> None:
+        """Add a record to the run's history (the callbacks write it: file, trackers, progress bar)."""
+        self.state.history_records += 1
+        self._fire("on_log", record=record)
 
     def _batches(self) -> Iterator[tuple[str, dict[str, torch.Tensor]]]:
         on_gpu = self.accelerator.device.type == "cuda"
@@ -214,33 +166,39 @@ class MultiTaskTrainer:
             generator=torch.Generator(),
         )
         for task, batch in loader:
-            self.batches_consumed += 1
+            self.state.batches_consumed += 1
             yield task, send_to_device(batch, self.accelerator.device, non_blocking=on_gpu)
 
     def train(self, resume_from: str | Path | None = None) -> list[TaskEvaluation]:
         """Train for the configured steps (continuing from checkpoint ``resume_from``), evaluating and
-        checkpointing on schedule; return the final validation evaluations."""
-        accelerator, training = self.accelerator, self.training
-        if resume_from is None:
-            self.history.restart(keep=0)
-        else:
+        checkpointing on schedule; return the final evaluations: validation (of the best model with
+        ``load_best_at_end``), then test."""
+        if resume_from is not None:
             self.load_checkpoint(resume_from)
-        self.sampler.load_state_dict({"position": self.batches_consumed, "seed": self.sampler.seed})
         logger.info(
             "Training %d steps (%d per epoch) on %s, %d process(es), from step %d",
             self.total_steps,
             self.steps_per_epoch,
             ", ".join(self.tasks),
-            accelerator.num_processes,
+            self.accelerator.num_processes,
             self.step,
         )
+        self._fire("on_train_begin")
+        try:
+            self._loop()
+            if self.checkpoints.latest() != self.checkpoints.final_path(self.step):
+                self.save_checkpoint()
+            return self._final_validation() + self.evaluate("test")
+        finally:
+            self._fire("on_train_end")
+
+    def _loop(self) -> None:
+        """Optimizer steps until the last, or until a callback or early stopping asks to stop."""
+        accelerator, training, state = self.accelerator, self.training, self.state
         self.model.train()
-        progress = tqdm(
-            total=self.total_steps, initial=self.step, desc="Training", disable=not accelerator.is_main_process
-        )
         batches = self._batches()
         window = self.recipe.weighting.window_steps or self.steps_per_epoch
-        while self.step < self.total_steps:
+        while state.step < self.total_steps and self.stop_reason is None:
             with accelerator.accumulate(self.model):
                 self._forward_backward(batches)
                 if not accelerator.sync_gradients:
@@ -255,38 +213,33 @@ class MultiTaskTrainer:
                     accelerator.clip_grad_norm_(self.model.parameters(), training.max_grad_norm)
                 self.optimizer.step()
                 self.optimizer.zero_grad(set_to_none=True)
-            self.consecutive_skipped = 0
+            state.consecutive_skipped = 0
             if accelerator.optimizer_step_was_skipped:
-                self.skipped_steps += 1
-                logger.warning("Step %d: fp16 overflow, the gradient scaler skipped the update", self.step + 1)
+                state.skipped_steps += 1
+                logger.warning("Step %d: fp16 overflow, the gradient scaler skipped the update", state.step + 1)
             else:
-                self.scheduler.step()
-            self.step += 1
-            progress.update(1)
-            if self.step % window == 0:
-                self.weighting.end_window(lambda tensor: accelerator.reduce(tensor, reduction="mean"))
-            if self.step % training.log_every_steps == 0 or self.step == self.total_steps:
-                progress.set_postfix(self._log_losses())
-            evaluate_now = training.eval_every_steps and self.step % training.eval_every_steps == 0
-            if evaluate_now and self.step < self.total_steps:
+                state.scheduler.step()
+            state.step += 1
+            self._fire("on_step_end")
+            if state.step % window == 0:
+                state.weighting.end_window(lambda tensor: accelerator.reduce(tensor, reduction="mean"))
+            if state.step % training.log_every_steps == 0 or state.step == self.total_steps:
+                self._log_losses()
+            evaluate_now = training.eval_every_steps and state.step % training.eval_every_steps == 0
+            if evaluate_now and state.step < self.total_steps:
                 self.validate()
-            if training.save_every_steps and self.step % training.save_every_steps == 0:
+            if training.save_every_steps and state.step % training.save_every_steps == 0:
                 self.save_checkpoint()
-            if self.selection.should_stop:
-                logger.info(
-                    "Early stopping at step %d: no better aggregate score in %d evaluations",
-                    self.step,
-                    self.selection.patience,
-                )
-                break
-        progress.close()
-        if self.checkpoints.latest() != self.checkpoints.final_path(self.step):
-            self.save_checkpoint()
+            if state.selection.should_stop:
+                self.stop(f"early stopping, no better aggregate score in {state.selection.patience} evaluations")
+
+    def _final_validation(self) -> list[TaskEvaluation]:
+        """Validate the last step's model; with ``load_best_at_end``, load the best one and score it instead."""
         final = self.validate()
-        best = self.selection.best_step
-        if not (training.load_best_at_end and best is not None and best != self.step):
+        best = self.state.selection.best_step
+        if not (self.training.load_best_at_end and best is not None and best != self.step):
             return final
-        logger.info("Loading the best model (step %d, aggregate %.4f)", best, self.selection.best_score)
+        logger.info("Loading the best model (step %d, aggregate %.4f)", best, self.state.selection.best_score)
         # Read as any saved model is (one file or shards), into the trained instance.
         best_weights = MultiTaskModel.from_pretrained(self.best_model_dir).state_dict()
         self.accelerator.unwrap_model(self.model).load_state_dict(best_weights)
@@ -297,6 +250,7 @@ class MultiTaskTrainer:
 
         Records the losses and the window's first non-finite one on the device, without waiting for it.
         """
+        state = self.state
         losses = {}
         for _ in range(self.sampler.batches_per_step):
             task, batch = next(batches)
@@ -304,16 +258,16 @@ class MultiTaskTrainer:
             index = self.task_names.index(task)
             seen = self.window_nonfinite >= 0
             self.window_nonfinite = torch.where(seen | torch.isfinite(loss.detach()), self.window_nonfinite, index)
-            self.loss_sums[index] += loss.detach().double()
-            self.loss_counts[task] += 1
+            state.loss_sums[index] += loss.detach().double()
+            state.loss_counts[task] += 1
             if self.aggregator is None:
                 # Each task's term is back-propagated at once: the weightings are sums of per-task terms.
-                self.accelerator.backward(self.weighting({task: loss}))
+                self.accelerator.backward(state.weighting({task: loss}))
             else:
                 losses[task] = loss
         if self.aggregator is not None:
             scale = 1.0 / self.training.gradient_accumulation_steps
-            weighted = [self.weighting({task: loss}) * scale for task, loss in losses.items()]
+            weighted = [state.weighting({task: loss}) * scale for task, loss in losses.items()]
             combined_backward(weighted, [p for p in self.model.parameters() if p.requires_grad], self.aggregator)
 
     def _take_nonfinite(self) -> str | None:
@@ -333,13 +287,14 @@ class MultiTaskTrainer:
         return f"task {self.task_names[first]}" if first >= 0 else "another process"
 
     def _skip_step(self, where: str) -> None:
-        self.skipped_steps += 1
-        self.consecutive_skipped += 1
-        logger.warning("Step %d: non-finite loss (%s); the update is skipped", self.step + 1, where)
-        if self.consecutive_skipped >= self.training.max_nonfinite_steps:
+        state = self.state
+        state.skipped_steps += 1
+        state.consecutive_skipped += 1
+        logger.warning("Step %d: non-finite loss (%s); the update is skipped", state.step + 1, where)
+        if state.consecutive_skipped >= self.training.max_nonfinite_steps:
             raise TrainingError(
-                f"{self.consecutive_skipped} consecutive steps had a non-finite loss, the last at step "
-                f"{self.step + 1} ({where}). Lower training.learning_rate, check the task's data and labels, or "
+                f"{state.consecutive_skipped} consecutive steps had a non-finite loss, the last at step "
+                f"{state.step + 1} ({where}). Lower training.learning_rate, check the task's data and labels, or "
                 "use bf16 instead of fp16."
             )
 
@@ -347,57 +302,63 @@ class MultiTaskTrainer:
         """Average the loss weighting's gradients over ranks (it lives outside the DDP-wrapped model)."""
         if self.accelerator.num_processes == 1:
             return
-        for parameter in self.weighting.parameters():
+        for parameter in self.state.weighting.parameters():
             if parameter.grad is not None:
                 parameter.grad = self.accelerator.reduce(parameter.grad, reduction="mean")
 
     def validate(self) -> list[TaskEvaluation]:
         """Evaluate on the validation splits, update model selection and keep the best model on disk."""
+        self._fire("on_validate_begin")
         evaluations = self.evaluate("validation")
-        if not evaluations:
-            return evaluations
-        weights = {name: task.config.selection_weight for name, task in self.tasks.items()}
-        score = aggregate_score(evaluations, weights)
-        improved = self.selection.update(self.step, score)
-        self.history.append({"step": self.step, "aggregate": score, "best_step": self.selection.best_step})
-        if improved:
-            self.save_model(self.best_model_dir)
+        score = None
+        if evaluations:
+            weights = {name: task.config.selection_weight for name, task in self.tasks.items()}
+            score = aggregate_score(evaluations, weights)
+            selection = self.state.selection
+            improved = selection.update(self.step, score)
+            self._log({"step": self.step, "aggregate": score, "best_step": selection.best_step})
+            if improved:
+                self.save_model(self.best_model_dir)
+        self._fire("on_validate", evaluations=evaluations, score=score)
         return evaluations
 
-    def _log_losses(self) -> dict[str, str]:
+    def _log_losses(self) -> None:
         """Record the mean loss per task since the last log (averaged over ranks), the weights, and reset."""
-        counts = [self.loss_counts[task] for task in self.task_names]
+        state = self.state
+        counts = [state.loss_counts[task] for task in self.task_names]
         counts_tensor = torch.tensor(counts, dtype=torch.float64, device=self.accelerator.device)
-        all_means = self.accelerator.reduce(self.loss_sums / counts_tensor.clamp(min=1), reduction="mean").tolist()
+        all_means = self.accelerator.reduce(state.loss_sums / counts_tensor.clamp(min=1), reduction="mean").tolist()
         means = {task: mean for task, mean, count in zip(self.task_names, all_means, counts) if count}
-        self.loss_sums.zero_()
-        self.loss_counts = dict.fromkeys(self.tasks, 0)
-        record = {
-            "step": self.step,
-            "epoch": round(self.batches_consumed / self.sampler.epoch_length, 4),
-            "learning_rate": self.scheduler.get_last_lr()[0],
-            "loss": means,
-            "loss_weights": self.weighting.weights(),
-            "skipped_steps": self.skipped_steps,
-        }
-        self.history.append(record)
-        return {task: f"{value:.3f}" for task, value in means.items()}
+        state.reset_losses()
+        self._log(
+            {
+                "step": state.step,
+                "epoch": round(state.batches_consumed / self.sampler.epoch_length, 4),
+                "learning_rate": state.scheduler.get_last_lr()[0],
+                "loss": means,
+                "loss_weights": state.weighting.weights(),
+                "skipped_steps": state.skipped_steps,
+            }
+        )
 
     def evaluate(self, split: str = "validation") -> list[TaskEvaluation]:
         """Score every task that has ``split``; record the metrics in the history and log a summary."""
+        self._fire("on_evaluate_begin", split=split)
         evaluations = [
             evaluate_task(self.model, task, split, self.accelerator, self.training.eval_batch_size)
             for task in self.tasks.values()
             if split in task.encoded
         ]
         if evaluations:
-            self.history.append({"step": self.step, "split": split, "eval": {e.task: e.metrics for e in evaluations}})
+            self._log({"step": self.step, "split": split, "eval": {e.task: e.metrics for e in evaluations}})
             scores = ", ".join(f"{e.task} {e.headline} {e.headline_value:.4f}" for e in evaluations)
             logger.info("Step %d, %s: %s", self.step, split, scores)
+        self._fire("on_evaluate", split=split, evaluations=evaluations)
         return evaluations
 
     def save_checkpoint(self) -> Path:
         """Write a resumable checkpoint of the current step atomically (all processes take part)."""
+        self._fire("on_save_begin")
         accelerator = self.accelerator
         staging = self.checkpoints.partial_path(self.step)
         if accelerator.is_main_process:
@@ -411,50 +372,15 @@ class MultiTaskTrainer:
             self.checkpoints.commit(self.step)
             logger.info("Checkpoint: %s", final)
         accelerator.wait_for_everyone()
+        self._fire("on_save", checkpoint=final)
         return final
 
     def _write_process_state(self, directory: Path) -> None:
-        """This process's own state: counters, scheduler, sampler, selection, loss windows and weighting."""
-        rank = self.accelerator.process_index
-        state = {
-            "step": self.step,
-            "batches_consumed": self.batches_consumed,
-            "num_processes": self.accelerator.num_processes,
-            "skipped_steps": self.skipped_steps,
-            "consecutive_skipped": self.consecutive_skipped,
-            "history_records": len(self.history.records),
-            "scheduler": self.scheduler.state_dict(),
-            "selection": self.selection.state_dict(),
-            "loss_sums": dict(zip(self.task_names, self.loss_sums.tolist())),
-            "loss_counts": self.loss_counts,
-        }
-        (directory / f"trainer_state_{rank}.json").write_text(json.dumps(state, indent=1), encoding="utf-8")
-        save_file(
-            {name: tensor.contiguous() for name, tensor in self.weighting.state_dict().items()},
-            directory / f"weighting_{rank}.safetensors",
-        )
+        """This process's :class:`TrainingState`, beside Accelerate's in the staged checkpoint."""
+        self.state.save(directory, self.accelerator.process_index, self.accelerator.num_processes)
 
     def load_checkpoint(self, directory: str | Path) -> None:
         """Restore everything a checkpoint holds; training then continues exactly where it stopped."""
-        directory = Path(directory)
-        rank = self.accelerator.process_index
-        state_file = directory / f"trainer_state_{rank}.json"
-        if not state_file.is_file():
-            raise TrainingError(
-                f"{directory}: not a complete checkpoint of this run for process {rank} ({state_file.name} is "
-                "missing). Resume from a step-* directory under the run's checkpoints/ with the same number of "
-                "processes."
-            )
-        state = json.loads(state_file.read_text(encoding="utf-8"))
+        self.state.load(directory, self.accelerator.process_index, self.accelerator.num_processes)
         self.accelerator.load_state(str(directory))
-        self.weighting.load_state_dict(load_file(directory / f"weighting_{rank}.safetensors"))
-        self.scheduler.load_state_dict(state["scheduler"])
-        self.selection.load_state_dict(state["selection"])
-        self.history.restart(keep=state["history_records"])
-        self.step = state["step"]
-        self.batches_consumed = state["batches_consumed"]
-        self.skipped_steps = state["skipped_steps"]
-        self.consecutive_skipped = state["consecutive_skipped"]
-        self.loss_sums.copy_(torch.tensor([state["loss_sums"][task] for task in self.task_names], dtype=torch.float64))
-        self.loss_counts = state["loss_counts"]
         logger.info("Resumed from %s (step %d)", directory, self.step)
