@@ -88,9 +88,11 @@ class MeanPooledClassificationTask(Task):
         gold = np.asarray(self.encoded[split]["labels"])
         accuracy = float((predicted == gold).mean())
         rows = "\n".join(self.labels[p] for p in predicted) + "\n"
-        return TaskEvaluation(
-            self.name, split, {"accuracy": accuracy}, "accuracy", f"accuracy {accuracy}\n", rows, ".txt"
-        )
+
+        def render():
+            return f"accuracy {accuracy}\n", rows
+
+        return TaskEvaluation(self.name, split, {"accuracy": accuracy}, "accuracy", render, ".txt")
 
     def encode_inputs(self, inputs, stride=None):
         encoding = self.tokenizer([given.text for given in inputs], truncation=True, max_length=self.max_length)

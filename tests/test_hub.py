@@ -57,8 +57,10 @@ def model_dir(tiny_model_dir, tiny_tokenizer, tmp_path_factory):
     tiny_tokenizer.save_pretrained(directory)
     (directory / "recipe.yaml").write_text(yaml.safe_dump(recipe.to_dict(), sort_keys=False), encoding="utf-8")
     evaluations = [
-        TaskEvaluation("ner", "validation", {"f1": 0.5, "precision": 0.4, "per_type": {}}, "f1", "", "", ""),
-        TaskEvaluation("sentiment", "validation", {"accuracy": 0.75, "f1_macro": 0.7}, "accuracy", "", "", ""),
+        TaskEvaluation("ner", "validation", {"f1": 0.5, "precision": 0.4, "per_type": {}}, "f1", lambda: ("", ""), ""),
+        TaskEvaluation(
+            "sentiment", "validation", {"accuracy": 0.75, "f1_macro": 0.7}, "accuracy", lambda: ("", ""), ""
+        ),
     ]
     write_eval_results(directory, evaluations)
     return directory

@@ -9,7 +9,7 @@ from mtl_nlp.training.selection import ModelSelection, aggregate_score
 
 
 def evaluation(task, headline, value):
-    return TaskEvaluation(task, "validation", {headline: value}, headline, "", "", ".txt")
+    return TaskEvaluation(task, "validation", {headline: value}, headline, lambda: ("", ""), ".txt")
 
 
 def test_aggregate_is_the_weighted_mean_of_headline_metrics():

@@ -174,3 +174,17 @@ def test_iobes_rejects_bilou_prefixes(tiny_tokenizer, tmp_path):
         DataError, match=r"t.conll:3: tag 'U-PER' is not a tag of the IOBES scheme \(O, B-TYPE, I-TYPE, "
     ):
         make_task(tiny_tokenizer, path, tag_scheme="iobes")
+
+
+def test_the_report_is_rendered_once_and_only_when_read(tiny_tokenizer, ner_file, monkeypatch):
+    from mtl_nlp.evaluation import sequence_labeling
+
+    task = make_task(tiny_tokenizer, ner_file, ner_file, labels=LABELS)
+    calls = []
+    render = sequence_labeling.entity_report
+    monkeypatch.setattr(sequence_labeling, "entity_report", lambda *a, **k: calls.append(1) or render(*a, **k))
+    perfect = [token_predictions(np.array(row["labels"]).clip(min=0)) for row in task.encoded["validation"]]
+    evaluation = task.evaluate("validation", perfect)
+    assert evaluation.metrics["f1"] == 1.0 and calls == []  # validations during training only need the metrics
+    assert "entity-level scores" in evaluation.report and evaluation.predictions.count("\n\n") >= 1
+    assert evaluation.report is evaluation.report and calls == [1]

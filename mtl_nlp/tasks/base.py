@@ -5,7 +5,9 @@ from __future__ import annotations
 import dataclasses
 import logging
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -31,16 +33,33 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class TaskEvaluation:
-    """One task's scores on one split, with what the report files hold."""
+    """One task's scores on one split, with what the report files hold.
+
+    ``render`` builds the report text and the predictions file's text on first use of :attr:`report` or
+    :attr:`predictions`: an evaluation during training only needs the metrics, and the final one is written.
+    """
 
     task: str
     split: str
     metrics: dict[str, Any]
     headline: str
-    report: str
-    predictions: str
+    render: Callable[[], tuple[str, str]] = field(repr=False)
     predictions_suffix: str
     extras: dict[str, Any] = field(default_factory=dict)
+
+    @cached_property
+    def _rendered(self) -> tuple[str, str]:
+        return self.render()
+
+    @property
+    def report(self) -> str:
+        """The text report (``<task>.<split>.report.txt``)."""
+        return self._rendered[0]
+
+    @property
+    def predictions(self) -> str:
+        """The predictions file's text (``<task>.<split>.predictions<suffix>``)."""
+        return self._rendered[1]
 
     @property
     def headline_value(self) -> float:

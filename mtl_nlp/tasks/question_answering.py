@@ -484,20 +484,23 @@ class QuestionAnsweringTask(Task):
         metrics = score_squad(references, predicted, version_2=config.version_2_with_negative)
         skipped = self.skipped.get(split, [])
         metrics |= {"version": version, "windows": len(self.encoded[split]), "skipped_examples": len(skipped)}
-        settings = f"max_length {self.max_length}, doc_stride {config.doc_stride}"
-        if config.version_2_with_negative:
-            settings += f", null_score_diff_threshold {config.null_score_diff_threshold}"
-        title = (
-            f"{self.name} / {split}: SQuAD {version} scores, exact match and token F1 after the official "
-            f"normalisation, as fractions (the official script prints them × 100)\n"
-            f"{len(raw)} questions in {len(self.encoded[split])} windows ({settings}); "
-            f"{len(skipped)} bad examples skipped"
-        )
-        report = squad_report(metrics, title)
-        if skipped:
-            shown = skipped[:REPORTED_SKIPS]
-            more = f"\n… and {len(skipped) - len(shown)} more" if len(skipped) > len(shown) else ""
-            report += "\nSkipped (on_bad_example: skip):\n" + "\n".join(shown) + more + "\n"
-        answers = dict(zip(raw[config.id_column], predicted))
-        predictions_json = json.dumps(answers, ensure_ascii=False, indent=2) + "\n"
-        return TaskEvaluation(self.name, split, metrics, "f1", report, predictions_json, ".json")
+
+        def render() -> tuple[str, str]:
+            settings = f"max_length {self.max_length}, doc_stride {config.doc_stride}"
+            if config.version_2_with_negative:
+                settings += f", null_score_diff_threshold {config.null_score_diff_threshold}"
+            title = (
+                f"{self.name} / {split}: SQuAD {version} scores, exact match and token F1 after the official "
+                f"normalisation, as fractions (the official script prints them × 100)\n"
+                f"{len(raw)} questions in {len(self.encoded[split])} windows ({settings}); "
+                f"{len(skipped)} bad examples skipped"
+            )
+            report = squad_report(metrics, title)
+            if skipped:
+                shown = skipped[:REPORTED_SKIPS]
+                more = f"\n… and {len(skipped) - len(shown)} more" if len(skipped) > len(shown) else ""
+                report += "\nSkipped (on_bad_example: skip):\n" + "\n".join(shown) + more + "\n"
+            answers = dict(zip(raw[config.id_column], predicted))
+            return report, json.dumps(answers, ensure_ascii=False, indent=2) + "\n"
+
+        return TaskEvaluation(self.name, split, metrics, "f1", render, ".json")

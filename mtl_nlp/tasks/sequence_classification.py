@@ -3,6 +3,7 @@ text (multi-label), or a score per text (regression)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -225,24 +226,39 @@ class SequenceClassificationTask(Task):
         title = f"{self.name} / {split}"
         if self.config.problem_type == REGRESSION:
             metrics = score_regression(gold, predicted)
-            report = regression_report(gold, predicted, f"{title}: regression scores")
-            rows = [f"{t}\t{g:.4f}\t{p:.4f}" for t, g, p in zip(texts, gold, predicted)]
-            return self._evaluation(split, metrics, "pearson", report, "text\tgold\tpredicted", rows)
+            return self._evaluation(
+                split,
+                metrics,
+                "pearson",
+                lambda: regression_report(gold, predicted, f"{title}: regression scores"),
+                "text\tgold\tpredicted",
+                lambda: [f"{t}\t{g:.4f}\t{p:.4f}" for t, g, p in zip(texts, gold, predicted)],
+            )
         if self.config.problem_type == MULTI:
             metrics = score_multi_label(gold.astype(int), predicted, self.labels)
-            report = multi_label_report(gold.astype(int), predicted, self.labels, f"{title}: multi-label scores")
-            rows = [
-                f"{t}\t{self._names(g)}\t{self._names(p)}\t{' '.join(f'{x:.4f}' for x in probs)}"
-                for t, g, p, probs in zip(texts, gold, predicted, probabilities)
-            ]
-            return self._evaluation(split, metrics, "f1_micro", report, "text\tgold\tpredicted\tprobabilities", rows)
+            return self._evaluation(
+                split,
+                metrics,
+                "f1_micro",
+                lambda: multi_label_report(gold.astype(int), predicted, self.labels, f"{title}: multi-label scores"),
+                "text\tgold\tpredicted\tprobabilities",
+                lambda: [
+                    f"{t}\t{self._names(g)}\t{self._names(p)}\t{' '.join(f'{x:.4f}' for x in probs)}"
+                    for t, g, p, probs in zip(texts, gold, predicted, probabilities)
+                ],
+            )
         metrics = score_labels(gold, predicted, self.labels)
-        report = label_report(gold, predicted, self.labels, f"{title}: classification scores")
-        rows = [
-            f"{t}\t{self.labels[g]}\t{self.labels[p]}\t{probabilities[i, p]:.4f}"
-            for i, (t, g, p) in enumerate(zip(texts, gold, predicted))
-        ]
-        evaluation = self._evaluation(split, metrics, "accuracy", report, "text\tgold\tpredicted\tprobability", rows)
+        evaluation = self._evaluation(
+            split,
+            metrics,
+            "accuracy",
+            lambda: label_report(gold, predicted, self.labels, f"{title}: classification scores"),
+            "text\tgold\tpredicted\tprobability",
+            lambda: [
+                f"{t}\t{self.labels[g]}\t{self.labels[p]}\t{probabilities[i, p]:.4f}"
+                for i, (t, g, p) in enumerate(zip(texts, gold, predicted))
+            ],
+        )
         evaluation.extras = {"gold": gold, "predicted": predicted}
         return evaluation
 
@@ -283,13 +299,24 @@ class SequenceClassificationTask(Task):
         return ",".join(label for label, on in zip(self.labels, hot) if on)
 
     def _evaluation(
-        self, split: str, metrics: dict, headline: str, report: str, header: str, rows: list[str]
+        self,
+        split: str,
+        metrics: dict,
+        headline: str,
+        report: Callable[[], str],
+        header: str,
+        rows: Callable[[], list[str]],
     ) -> TaskEvaluation:
+        """The evaluation, its report and predictions rendered when first read."""
         metrics.update(self.truncation_counts(split))
-        if truncated := metrics["truncated_examples"]:
-            report += (
-                f"\n{truncated} examples were longer than max_length {self.max_length} tokens and were scored on "
-                "their first tokens only.\n"
-            )
-        predictions = "\n".join([header, *rows]) + "\n"
-        return TaskEvaluation(self.name, split, metrics, headline, report, predictions, ".tsv")
+
+        def render() -> tuple[str, str]:
+            text = report()
+            if truncated := metrics["truncated_examples"]:
+                text += (
+                    f"\n{truncated} examples were longer than max_length {self.max_length} tokens and were scored "
+                    "on their first tokens only.\n"
+                )
+            return text, "\n".join([header, *rows()]) + "\n"
+
+        return TaskEvaluation(self.name, split, metrics, headline, render, ".tsv")

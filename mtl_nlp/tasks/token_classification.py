@@ -434,28 +434,33 @@ class TokenClassificationTask(Task):
         predicted = self.predicted_tags(split, predictions)
         raw = self.raw[split]
         gold = raw[self.tags_column]
+        scheme, mode = self.scoring_scheme, self.config.evaluation_mode
         if self.config.tag_scheme == "none":
             index = {label: i for i, label in enumerate(self.labels)}
             gold_ids = np.array([index[tag] for tag in chain.from_iterable(gold)])
             predicted_ids = np.array([index[tag] for tag in chain.from_iterable(predicted)])
             metrics = score_labels(gold_ids, predicted_ids, self.labels)
-            report = label_report(gold_ids, predicted_ids, self.labels, f"{self.name} / {split}: per-token scores")
             headline = "accuracy"
         else:
-            scheme = self.scoring_scheme
-            mode = self.config.evaluation_mode
             metrics = score_entities(gold, predicted, mode=mode, scheme=scheme)
-            report = entity_report(gold, predicted, self.name, split, mode=mode, scheme=scheme)
             headline = "f1"
         metrics.update(self.truncation_counts(split))
-        if unscored := metrics["words_without_subtokens"]:
-            report += (
-                f"\n{unscored} words had no sub-token (dropped by the tokenizer or cut at max_length "
-                f"{self.max_length}) and were predicted as {self.fallback_label}.\n"
-            )
-        gold, predicted = [self.file_tags(t) for t in gold], [self.file_tags(t) for t in predicted]
-        lines = []
-        for words, gold_tags, predicted_tags in zip(raw[self.config.tokens_column], gold, predicted):
-            lines.extend(f"{w} {g} {p}" for w, g, p in zip(words, gold_tags, predicted_tags))
-            lines.append("")
-        return TaskEvaluation(self.name, split, metrics, headline, report, "\n".join(lines), ".conll")
+
+        def render() -> tuple[str, str]:
+            if self.config.tag_scheme == "none":
+                report = label_report(gold_ids, predicted_ids, self.labels, f"{self.name} / {split}: per-token scores")
+            else:
+                report = entity_report(gold, predicted, self.name, split, mode=mode, scheme=scheme)
+            if unscored := metrics["words_without_subtokens"]:
+                report += (
+                    f"\n{unscored} words had no sub-token (dropped by the tokenizer or cut at max_length "
+                    f"{self.max_length}) and were predicted as {self.fallback_label}.\n"
+                )
+            lines = []
+            for words, gold_tags, predicted_tags in zip(raw[self.config.tokens_column], gold, predicted):
+                gold_tags, predicted_tags = self.file_tags(gold_tags), self.file_tags(predicted_tags)
+                lines.extend(f"{w} {g} {p}" for w, g, p in zip(words, gold_tags, predicted_tags))
+                lines.append("")
+            return report, "\n".join(lines)
+
+        return TaskEvaluation(self.name, split, metrics, headline, render, ".conll")
