@@ -8,14 +8,13 @@ import pytest
 import torch
 import yaml
 from conftest import assert_same_logits, toy_recipe
-from test_checkpoint import assert_same_weights, small_recipe
+from test_checkpoint import assert_same_weights, crash_while_checkpointing, small_recipe
 from test_distributed import PER_DEVICE_BATCH, run_two_processes, write_recipe
 
 from mtl_nlp import MultiTaskModel, recipe_from_dict, train
 from mtl_nlp.errors import ModelBuildError, RecipeError
 from mtl_nlp.export import export_task
 from mtl_nlp.modeling.adapters import activate, adapter_layers
-from mtl_nlp.training.trainer import MultiTaskTrainer
 
 LORA = {"type": "lora", "r": 4, "alpha": 8.0, "dropout": 0.0, "target_modules": ["query", "value"]}
 TASKS = {
@@ -119,17 +118,7 @@ def test_adapters_train_and_resume_exactly(tmp_path, tiny_model_dir, monkeypatch
     trained = MultiTaskModel.from_pretrained(reference.model_dir)
     assert any(parameter.abs().sum() > 0 for name, parameter in trained.named_parameters() if "lora_B.ner" in name)
     recipe = recipe_from_dict(adapter_recipe(tmp_path / "b", tiny_model_dir))
-    write_state = MultiTaskTrainer._write_process_state
-
-    def crash_at_step_20(trainer, directory):
-        if trainer.step == 20:
-            raise KeyboardInterrupt("killed between the Accelerate state and the trainer state")
-        write_state(trainer, directory)
-
-    monkeypatch.setattr(MultiTaskTrainer, "_write_process_state", crash_at_step_20)
-    with pytest.raises(KeyboardInterrupt):
-        train(recipe)
-    monkeypatch.undo()
+    crash_while_checkpointing(recipe, monkeypatch)
     assert_same_weights(reference.model_dir, train(recipe, resume=True).model_dir)
 
 

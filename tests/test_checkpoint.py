@@ -47,21 +47,27 @@ def small_recipe(directory: Path, model_dir: Path, **training) -> dict:
     return toy_recipe(directory, model_dir, train_rows=48, eval_rows=16, training=settings)
 
 
+def crash_while_checkpointing(recipe, monkeypatch, step: int = 20) -> None:
+    """Train ``recipe`` until the checkpoint of ``step`` is half written (the Accelerate state is, the trainer's
+    own state is not), as a process killed at that moment leaves it."""
+    write_state = MultiTaskTrainer._write_process_state
+
+    def crash(trainer, directory):
+        if trainer.step == step:
+            raise KeyboardInterrupt("killed between the Accelerate state and the trainer state")
+        write_state(trainer, directory)
+
+    monkeypatch.setattr(MultiTaskTrainer, "_write_process_state", crash)
+    with pytest.raises(KeyboardInterrupt):
+        train(recipe)
+    monkeypatch.undo()
+
+
 def test_a_crash_while_writing_a_checkpoint_leaves_the_previous_one_to_resume(tmp_path, tiny_model_dir, monkeypatch):
     reference = train(recipe_from_dict(small_recipe(tmp_path / "a", tiny_model_dir)))
 
     recipe = recipe_from_dict(small_recipe(tmp_path / "b", tiny_model_dir))
-    write_state = MultiTaskTrainer._write_process_state
-
-    def crash_at_step_20(trainer, directory):
-        if trainer.step == 20:
-            raise KeyboardInterrupt("killed between the Accelerate state and the trainer state")
-        write_state(trainer, directory)
-
-    monkeypatch.setattr(MultiTaskTrainer, "_write_process_state", crash_at_step_20)
-    with pytest.raises(KeyboardInterrupt):
-        train(recipe)
-    monkeypatch.undo()
+    crash_while_checkpointing(recipe, monkeypatch)
     checkpoints = CheckpointDirectory(Path(recipe.output_dir) / "checkpoints", keep=2)
     assert checkpoints.latest().name == "step-00000010"
     assert checkpoints.partial_path(20).exists()

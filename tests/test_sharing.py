@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import toy_recipe
-from test_checkpoint import assert_same_weights, small_recipe
+from test_checkpoint import assert_same_weights, crash_while_checkpointing, small_recipe
 from transformers import AutoModelForSequenceClassification, AutoModelForTokenClassification
 
 from mtl_nlp import MultiTaskModel, recipe_from_dict, train
@@ -16,7 +16,6 @@ from mtl_nlp.errors import ExportError, ModelBuildError, RecipeError
 from mtl_nlp.export import export_saved_task, export_task
 from mtl_nlp.pipeline import MultiTaskPipeline
 from mtl_nlp.training.checkpoint import CheckpointDirectory
-from mtl_nlp.training.trainer import MultiTaskTrainer
 
 TASKS = {
     "ner": {"type": "token_classification", "id2label": ["O", "B-PER", "I-PER"]},
@@ -112,17 +111,7 @@ def test_each_option_trains_reloads_and_resumes_exactly(option, tmp_path, tiny_m
     )
 
     recipe = recipe_from_dict(sharing_recipe(tmp_path / "b", tiny_model_dir, option))
-    write_state = MultiTaskTrainer._write_process_state
-
-    def crash_at_step_20(trainer, directory):
-        if trainer.step == 20:
-            raise KeyboardInterrupt("killed between the Accelerate state and the trainer state")
-        write_state(trainer, directory)
-
-    monkeypatch.setattr(MultiTaskTrainer, "_write_process_state", crash_at_step_20)
-    with pytest.raises(KeyboardInterrupt):
-        train(recipe)
-    monkeypatch.undo()
+    crash_while_checkpointing(recipe, monkeypatch)
     assert CheckpointDirectory(Path(recipe.output_dir) / "checkpoints", keep=2).latest().name == "step-00000010"
     resumed = train(recipe, resume=True)
     assert_same_weights(reference.model_dir, resumed.model_dir)
