@@ -1,6 +1,6 @@
-"""The ``mtl-nlp`` command line: ``train`` a recipe, ``evaluate`` or ``predict`` with a saved model, ``export`` a
-task as a stock transformers model, ``export-onnx`` the whole model for ONNX Runtime, ``serve`` it over HTTP,
-``push`` a model to the Hugging Face Hub (``mtl-nlp --help``)."""
+"""The ``mtl-nlp`` command line: ``train`` a recipe, ``tune`` its hyper-parameters, ``evaluate`` or ``predict``
+with a saved model, ``export`` a task as a stock transformers model, ``export-onnx`` the whole model for ONNX
+Runtime, ``serve`` it over HTTP, ``push`` a model to the Hugging Face Hub (``mtl-nlp --help``)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import dataclasses
 import functools
 import logging
 import sys
+from collections.abc import Callable
 
 from .errors import MtlNlpError
 from .prediction import INPUT_FORMATS
@@ -22,6 +23,40 @@ def _train(args: argparse.Namespace) -> int:
 
     train(load_recipe(args.recipe, args.overrides), resume=args.resume)
     return 0
+
+
+def _tune(args: argparse.Namespace) -> int:
+    from .tuning.search import tune
+
+    report = tune(
+        args.recipe,
+        args.space,
+        args.trials,
+        storage=args.storage,
+        study_name=args.study_name,
+        timeout=args.timeout,
+        overrides=args.overrides,
+    )
+    if report is not None:
+        print(f"\n{report.table}")
+        print(f"Best recipe: {report.best_recipe or 'none yet (no trial completed)'}")
+        print("Plots: " + ", ".join(str(path) for path in report.plots))
+    return 0
+
+
+def _positive(kind: type) -> Callable[[str], float]:
+    """An argparse type: a number of ``kind`` greater than 0."""
+
+    def parse(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a {kind.__name__}, got {text!r}") from None
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"must be greater than 0, got {text}")
+        return value
+
+    return parse
 
 
 def _evaluate(args: argparse.Namespace) -> int:
@@ -189,6 +224,40 @@ def build_parser() -> argparse.ArgumentParser:
         help="Continue from the latest checkpoint in the recipe's output_dir, or from the CHECKPOINT directory given.",
     )
     train.set_defaults(run=_train)
+
+    tune = commands.add_parser(
+        "tune",
+        help="Search a recipe's hyper-parameters with optuna: pruned trials, a study that resumes and is shared.",
+        description="Run trials of the recipe with values drawn from SPACE (a YAML search space, docs/search.md), "
+        "each in its own directory under <output_dir>/tune/<study>/, pruning those whose evaluations fall behind. "
+        "The study lives in its storage: run the command again to continue it, or in several processes at once to "
+        "share the trials. At the end: best_recipe.yaml, trials.md and plots in the study's directory.",
+    )
+    tune.add_argument("recipe", help="Path of the recipe (YAML) whose keys the trials vary.")
+    tune.add_argument(
+        "overrides", nargs="*", metavar="KEY=VALUE", help="Override recipe keys for every trial, as for train."
+    )
+    tune.add_argument("--space", required=True, help="The search space (YAML): keys, distributions, objective.")
+    tune.add_argument(
+        "--trials",
+        required=True,
+        type=_positive(int),
+        help="Run until the study has this many trials (ended or running), counting those of earlier runs "
+        "and other processes.",
+    )
+    tune.add_argument(
+        "--storage",
+        help="Where the study lives: a database URL (sqlite:///study.db, postgresql://…) or a journal file path "
+        "(default: study.journal in the study's directory).",
+    )
+    tune.add_argument("--study-name", help="Name of the study in the storage (default: the recipe file's name).")
+    tune.add_argument(
+        "--timeout",
+        type=_positive(float),
+        metavar="S",
+        help="Start no new trial after S seconds (the running one ends).",
+    )
+    tune.set_defaults(run=_tune)
 
     evaluate = commands.add_parser("evaluate", help="Score a saved model's task on a file and write its reports.")
     evaluate.add_argument("model_dir", help="Directory of a saved multi-task model (e.g. runs/quickstart/model).")

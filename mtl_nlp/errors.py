@@ -35,3 +35,7 @@ class ModelBuildError(MtlNlpError, ValueError):
 
 class InputError(MtlNlpError, ValueError):
     """An input to predict on is unusable: an empty text, an empty word, an unknown task, a missing question."""
+
+
+class SearchError(MtlNlpError, ValueError):
+    """A hyper-parameter search cannot start: a bad search space, an unknown objective, an unreachable storage."""
