@@ -18,6 +18,7 @@ from mtl_nlp import MultiTaskModel, MultiTaskTrainer, recipe_from_dict, train
 from mtl_nlp.errors import TrainingError
 from mtl_nlp.tokenization import load_tokenizer
 from mtl_nlp.training import trainer as trainer_module
+from mtl_nlp.training.callbacks import TrainerCallback
 from mtl_nlp.training.gradients import build_aggregator, combined_backward
 from mtl_nlp.training.history import read_history
 from mtl_nlp.training.optimization import auto_learning_rate
@@ -257,3 +258,63 @@ def test_micro_steps_leave_the_losses_on_the_device(tmp_path, tiny_model_dir, mo
     monkeypatch.setattr(MultiTaskTrainer, "_batches", unguarded_batches)
     train(small_recipe(tmp_path, tiny_model_dir, training={"max_steps": 4, "gradient_accumulation_steps": 2}))
     assert reads == []
+
+
+class Recorder(TrainerCallback):
+    """Records every event with its step; stops training at the validation of step ``stop_at``."""
+
+    def __init__(self, stop_at: int) -> None:
+        self.events: list[tuple[str, int]] = []
+        self.records: list[dict] = []
+        self.scores: list[tuple[int, float | None]] = []
+        self.stop_at = stop_at
+
+    def __getattribute__(self, name):
+        attribute = super().__getattribute__(name)
+        if name.startswith("on_"):
+
+            def recorded(trainer, **details):
+                self.events.append((name, trainer.step))
+                return attribute(trainer, **details)
+
+            return recorded
+        return attribute
+
+    def on_log(self, trainer, record):
+        self.records.append(record)
+
+    def on_validate(self, trainer, evaluations, score):
+        self.scores.append((trainer.step, score))
+        if trainer.step == self.stop_at:
+            trainer.stop("the test asked")
+
+
+def test_callbacks_see_every_event_in_order_and_can_stop_training(tmp_path, tiny_model_dir):
+    recorder = Recorder(stop_at=8)
+    training = {"max_steps": 12, "log_every_steps": 2, "eval_every_steps": 4, "save_every_steps": 4}
+    recipe = small_recipe(tmp_path, tiny_model_dir, training=training)
+    train(recipe, callbacks=[recorder])
+    events = recorder.events
+    assert events[0] == ("on_train_begin", 0) and events[-1] == ("on_train_end", 8)
+    assert [step for name, step in events if name == "on_step_end"] == list(range(1, 9))
+    # Validations at steps 4 and 8 (where the callback stopped the run) and the final one at step 8; the
+    # checkpoint of step 8 is the last, and is not written twice.
+    assert [step for step, _ in recorder.scores] == [4, 8, 8] and all(score is not None for _, score in recorder.scores)
+    assert [step for name, step in events if name == "on_save"] == [4, 8]
+    assert [name for name, step in events if step == 4] == [
+        "on_step_end",
+        "on_log",  # the losses of steps 3 and 4
+        "on_validate_begin",
+        "on_evaluate_begin",
+        "on_log",  # the evaluation's metrics
+        "on_evaluate",
+        "on_log",  # the aggregate score
+        "on_validate",
+        "on_save_begin",
+        "on_save",
+    ]
+    # After the final validation, the test split is scored (the toy tasks have none) before training ends.
+    assert [name for name, _ in events[-4:]] == ["on_validate", "on_evaluate_begin", "on_evaluate", "on_train_end"]
+    # on_log carries exactly the records of metrics.jsonl.
+    assert recorder.records == read_history(f"{recipe.output_dir}/metrics.jsonl")
+    assert max(r["step"] for r in recorder.records if "loss" in r) == 8
