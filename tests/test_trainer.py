@@ -291,7 +291,13 @@ class Recorder(TrainerCallback):
 
 def test_callbacks_see_every_event_in_order_and_can_stop_training(tmp_path, tiny_model_dir):
     recorder = Recorder(stop_at=8)
-    training = {"max_steps": 12, "log_every_steps": 2, "eval_every_steps": 4, "save_every_steps": 4}
+    training = {
+        "max_steps": 12,
+        "log_every_steps": 2,
+        "eval_every_steps": 4,
+        "save_every_steps": 4,
+        "load_best_at_end": False,
+    }
     recipe = small_recipe(tmp_path, tiny_model_dir, training=training)
     train(recipe, callbacks=[recorder])
     events = recorder.events
