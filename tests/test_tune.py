@@ -4,6 +4,7 @@ and shared by two processes, and the checks made before any trial starts."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -20,9 +21,11 @@ from optuna.trial import TrialState
 
 from mtl_nlp import load_recipe, train
 from mtl_nlp.cli import main
+from mtl_nlp.config import build_dataclass
 from mtl_nlp.errors import RecipeError, SearchError
 from mtl_nlp.training.history import read_history
 from mtl_nlp.tuning.search import study_directory, tune
+from mtl_nlp.tuning.space import SearchSpace, check_space
 from mtl_nlp.tuning.study import JOURNAL_FILE, WORKER_ATTR
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -195,3 +198,12 @@ def test_a_bad_objective_pruner_storage_or_tracker_is_refused_before_any_trial(t
     with pytest.raises(RecipeError, match=r"training.report_to\[0\]: 'tensorbord' is not allowed"):
         tune(recipe, space, trials=1, overrides=["training.report_to=[tensorbord]"])
     assert not study_directory(load_recipe(recipe).output_dir, "recipe").exists()
+
+
+def test_the_documented_search_space_fits_the_quickstart_recipe():
+    text = (REPO_ROOT / "docs" / "search.md").read_text(encoding="utf-8")
+    space_text = re.search(r"```yaml\n(# space\.yaml.*?)```", text, flags=re.S).group(1)
+    recipe = load_recipe(REPO_ROOT / "recipes" / "quickstart.yaml", ["training.eval_every_steps=25"])
+    space = build_dataclass(SearchSpace, yaml.safe_load(space_text))
+    check_space(space, recipe)
+    assert space.parameters["training.learning_rate"].to_optuna().log
