@@ -103,9 +103,7 @@ def test_an_unknown_tracker_is_refused_listing_the_known_ones(tmp_path, tiny_mod
         tracked_recipe(tmp_path, tiny_model_dir, ["none", "wandb"])
 
 
-def test_a_missing_tracker_package_names_its_extra_before_any_data_is_read(
-    tmp_path, tiny_model_dir, monkeypatch
-):
+def test_a_missing_tracker_package_names_its_extra_before_any_data_is_read(tmp_path, tiny_model_dir, monkeypatch):
     monkeypatch.setattr(accelerate.utils, "is_comet_ml_available", lambda: False)
     recipe = tracked_recipe(tmp_path, tiny_model_dir, ["comet_ml"])
     with pytest.raises(RecipeError, match=r"report_to: comet_ml needs its package.*pip install 'mtl-nlp\[comet-ml\]'"):

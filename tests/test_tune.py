@@ -207,3 +207,25 @@ def test_the_documented_search_space_fits_the_quickstart_recipe():
     space = build_dataclass(SearchSpace, yaml.safe_load(space_text))
     check_space(space, recipe)
     assert space.parameters["training.learning_rate"].to_optuna().log
+
+
+def test_under_torchrun_one_process_asks_optuna_and_all_train_its_trials(tmp_path, tiny_model_dir):
+    space = {"pruner": "none", "parameters": {LEARNING_RATE: {"type": "float", "low": 1e-4, "high": 1e-2}}}
+    recipe, space_file = write_files(tmp_path, tiny_model_dir, space, max_steps=4, save_every_steps=0)
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    arguments = ["-m", "mtl_nlp", "tune", str(recipe), "--space", str(space_file), "--trials", "2"]
+    completed = subprocess.run(
+        [*launcher, *arguments], env=subprocess_env(), capture_output=True, text=True, timeout=300, check=False
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    trials = journal_study(recipe).trials
+    # Two trials, not two per process: the second rank never asked optuna for one.
+    assert [t.state for t in trials] == [TrialState.COMPLETE, TrialState.COMPLETE]
+    study_dir = study_directory(load_recipe(recipe).output_dir, "recipe")
+    assert len(list((study_dir / "workers").glob("*.lock"))) == 1
+    for trial in trials:
+        log = (study_dir / f"trial-{trial.number:04d}" / "metrics.jsonl").read_text()
+        assert f"Trial {trial.number}: {{'{LEARNING_RATE}': {trial.params[LEARNING_RATE]!r}}}" in completed.stderr
+        assert '"step": 4' in log
+    # Both ranks logged each trial's values: the main process sent them to the other.
+    assert completed.stderr.count("Trial 0: ") == 2

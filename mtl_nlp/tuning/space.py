@@ -121,7 +121,9 @@ class SearchSpace:
         if self.objective == AGGREGATE:
             return aggregate
         task, _, metric = self.objective.partition(".")
-        metrics = next(e.metrics for e in evaluations if e.task == task)
+        metrics = next((e.metrics for e in evaluations if e.task == task), None)
+        if metrics is None:
+            raise SearchError(f"objective: task {task} has no validation split to score {metric} on.")
         if metric not in metrics:
             raise SearchError(f"objective: task {task} has no metric {metric!r}; it has {', '.join(sorted(metrics))}.")
         return float(metrics[metric])
