@@ -12,8 +12,11 @@ and client run on this machine, over loopback. Contenders, each a fresh server p
   checkpoints (``mtl-nlp export``) through ``transformers.pipeline`` on every request (a plain ``def`` route, run
   in FastAPI's thread pool).
 The client (httpx, asyncio) sends one text per request from a fixed list (CoNLL-2003 dev sentences interleaved
-with SST-2 dev sentences) with a bounded number of requests in flight. Each level sends ``--warmup`` requests
-first, unmeasured. Peak RSS is the server process's high-water mark (VmHWM) after all levels.
+with SST-2 dev sentences) with a bounded number of requests in flight. All servers start first; then, in each of
+``--rounds`` rounds, every concurrency level runs on every contender in turn (``--warmup`` unmeasured requests,
+then ``--requests`` measured ones), so that a change in the machine's load touches all contenders alike. A
+contender's texts/s is its median over the rounds; its latency percentiles pool the requests of all rounds.
+Peak RSS is each server process's high-water mark (VmHWM) at the end.
 
 Then ``mtl-nlp evaluate`` scores each backend on the full CoNLL-2003 dev set and SST-2 dev (timed in-process,
 after one run that fills the datasets cache), so that int8's score change is measured on the same model.
@@ -121,11 +124,9 @@ async def load(url: str, texts: list[str], concurrency: int, requests: int, warm
         seconds = await run(requests, True)
     milliseconds = np.array(latencies) * 1000
     return {
-        "concurrency": concurrency,
         "texts_per_s": len(latencies) / seconds,
-        "p50_ms": float(np.percentile(milliseconds, 50)),
-        "p95_ms": float(np.percentile(milliseconds, 95)),
-        "p99_ms": float(np.percentile(milliseconds, 99)),
+        "p50_ms": float(np.percentile(milliseconds, 50)) if latencies else float("nan"),
+        "latencies_ms": milliseconds,
         "errors": errors,
     }
 
@@ -187,7 +188,8 @@ def server_command(contender: str, model_dir: Path, paths: dict[str, Path], work
 
 
 def dev_scores(model_dir: Path, paths: dict[str, Path], data_dir: Path, work: Path) -> list[dict]:
-    """Each backend's dev scores and evaluation time (``mtl-nlp evaluate``'s code, in this process)."""
+    """Each backend's dev scores and evaluation time (``mtl-nlp evaluate``'s code, in this process: loading the
+    model, reading and encoding the file, scoring, writing the reports; the best of two runs after a first one)."""
     from mtl_nlp.evaluation.saved_model import evaluate_file
     from mtl_nlp.serving.backends import load_runner
 
@@ -198,11 +200,13 @@ def dev_scores(model_dir: Path, paths: dict[str, Path], data_dir: Path, work: Pa
         for task, file in files.items():
             out = work / "eval" / contender / task
             evaluate_file(directory, task, str(file), out, 64, load=loader)  # fills the datasets cache
-            started = time.perf_counter()
-            evaluation = evaluate_file(directory, task, str(file), out, 64, load=loader)
-            seconds = time.perf_counter() - started
+            seconds = []
+            for _ in range(2):
+                started = time.perf_counter()
+                evaluation = evaluate_file(directory, task, str(file), out, 64, load=loader)
+                seconds.append(time.perf_counter() - started)
             rows.append({"contender": contender, "task": task, evaluation.headline: evaluation.headline_value})
-            rows[-1]["seconds"] = seconds
+            rows[-1]["seconds"] = min(seconds)
     return rows
 
 
@@ -214,29 +218,55 @@ def main() -> None:
     parser.add_argument("--contenders", nargs="+", default=list(CONTENDERS), choices=CONTENDERS)
     parser.add_argument("--concurrency", nargs="+", type=int, default=[1, 8, 32, 64])
     parser.add_argument("--texts", type=int, default=1000, help="Size of the fixed list of sentences.")
-    parser.add_argument("--requests", type=int, default=640, help="Measured requests per concurrency level.")
+    parser.add_argument("--rounds", type=int, default=3, help="Rounds over every level and contender.")
+    parser.add_argument("--requests", type=int, default=320, help="Measured requests per level, contender and round.")
     parser.add_argument("--warmup", type=int, default=64, help="Unmeasured requests before each level.")
     parser.add_argument("--skip-eval", action="store_true", help="Skip the dev-set scoring.")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+    os.environ.setdefault("TQDM_DISABLE", "1")
     model_dir, data_dir, work = Path(args.model_dir), Path(args.data_dir), Path(args.work_dir)
     work.mkdir(parents=True, exist_ok=True)
     texts = sentences(data_dir, args.texts)
     paths = prepare(model_dir, work)
-    rows = []
-    for contender in args.contenders:
-        port = free_port()
-        command = server_command(contender, model_dir, paths, work, port)
-        with server(command, port, work / f"{contender}.log") as process:
+    runs: dict[tuple[str, int], list[dict]] = {}
+    with contextlib.ExitStack() as stack:
+        urls, processes = {}, {}
+        for contender in args.contenders:
+            port = free_port()
+            command = server_command(contender, model_dir, paths, work, port)
+            processes[contender] = stack.enter_context(server(command, port, work / f"{contender}.log"))
+            urls[contender] = f"http://127.0.0.1:{port}"
+        for round_number in range(args.rounds):
             for concurrency in args.concurrency:
-                row = asyncio.run(load(f"http://127.0.0.1:{port}", texts, concurrency, args.requests, args.warmup))
-                rows.append({"contender": contender, **row})
-                print(json.dumps(rows[-1]), flush=True)
-            peak = peak_rss_mb(process.pid)
-        for row in rows:
-            if row["contender"] == contender:
-                row["peak_rss_mb"] = peak
+                for contender in args.contenders:
+                    run = asyncio.run(load(urls[contender], texts, concurrency, args.requests, args.warmup))
+                    runs.setdefault((contender, concurrency), []).append(run)
+                    brief = {key: run[key] for key in ("texts_per_s", "p50_ms", "errors")}
+                    print(json.dumps({"round": round_number, "contender": contender, "clients": concurrency, **brief}))
+        peaks = {contender: peak_rss_mb(process.pid) for contender, process in processes.items()}
+    rows = []
+    for (contender, concurrency), measured in runs.items():
+        latencies = np.concatenate([run.pop("latencies_ms") for run in measured])
+        errors: dict[str, int] = {}
+        for run in measured:
+            for status, count in run["errors"].items():
+                errors[status] = errors.get(status, 0) + count
+        rows.append(
+            {
+                "contender": contender,
+                "concurrency": concurrency,
+                "texts_per_s": float(np.median([run["texts_per_s"] for run in measured])),
+                "texts_per_s_runs": [round(run["texts_per_s"], 1) for run in measured],
+                "p50_ms": float(np.percentile(latencies, 50)),
+                "p95_ms": float(np.percentile(latencies, 95)),
+                "p99_ms": float(np.percentile(latencies, 99)),
+                "errors": errors,
+                "peak_rss_mb": peaks[contender],
+            }
+        )
+    rows.sort(key=lambda row: (args.contenders.index(row["contender"]), row["concurrency"]))
     print("\n| contender | clients | texts/s | p50 ms | p95 ms | p99 ms | errors | peak RSS MB |")
     print("|---|---|---|---|---|---|---|---|")
     for row in rows:
