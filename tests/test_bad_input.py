@@ -17,15 +17,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import token_predictions, toy_recipe, write_conll
-from transformers import PreTrainedModel
+from conftest import TINY_ENCODER_SIZE, token_predictions, toy_recipe, write_conll
+from transformers import LongformerConfig, PreTrainedModel
 
-from mtl_nlp import MultiTaskModel, train
+from mtl_nlp import MultiTaskModel, MultiTaskPipeline, train
 from mtl_nlp.config import DataConfig, load_recipe, recipe_from_dict
 from mtl_nlp.data.loading import load_splits
-from mtl_nlp.errors import DataError, ModelLoadError, RecipeError
+from mtl_nlp.errors import DataError, InputError, ModelBuildError, ModelLoadError, RecipeError
 from mtl_nlp.evaluation.saved_model import evaluate_file
-from mtl_nlp.tasks import build_task
+from mtl_nlp.modeling import MultiTaskConfig
+from mtl_nlp.tasks import InferenceInput, build_task
 from mtl_nlp.tokenization import load_tokenizer
 
 TROUBLESHOOTING = Path(__file__).resolve().parent.parent / "docs" / "troubleshooting.md"
@@ -98,6 +99,12 @@ def recipe(ctx: Context, text: str) -> Callable[[], object]:
 
 
 MINIMAL_TASKS = "tasks:\n  ner:\n    type: token_classification\n    data: {train: train.conll}\n"
+TASK = {"ner": {"type": "token_classification", "id2label": ["O", "B-PER", "I-PER"]}}
+LORA = {"type": "lora", "r": 4, "alpha": 8.0, "dropout": 0.0, "target_modules": ["query"]}
+
+
+def tiny_model(ctx: Context) -> MultiTaskModel:
+    return MultiTaskModel.from_backbone(str(ctx.model_dir), TASK)
 
 
 ROWS = [
@@ -328,6 +335,60 @@ ROWS = [
         RecipeError,
         r"recipe\.yaml: tasks\.ner\.loss_weight: must be at least 0, got -1\.0\. Set it in that range",
     ),
+    Row(
+        "cross-stitch-without-task-layers",
+        lambda ctx: recipe(ctx, MINIMAL_TASKS + "model:\n  sharing: {cross_stitch: true}\n"),
+        RecipeError,
+        r"recipe\.yaml: model\.sharing\.cross_stitch: cross-stitch units mix the task-specific layers of two tasks "
+        r"or more; set model\.sharing\.task_layers to 1 or more",
+    ),
+    Row(
+        "crf-with-all-subtokens",
+        lambda ctx: recipe(ctx, MINIMAL_TASKS + "    crf: true\n    label_all_subtokens: true\n"),
+        RecipeError,
+        r"recipe\.yaml: tasks\.ner\.crf: a CRF reads one emission per word \(its first sub-token\); set "
+        r"label_all_subtokens: false",
+    ),
+    Row(
+        "crf-on-a-classification-task",
+        lambda ctx: recipe(
+            ctx, "tasks:\n  s:\n    type: sequence_classification\n    data: {train: a.tsv}\n    crf: true\n"
+        ),
+        RecipeError,
+        r"recipe\.yaml: tasks\.s\.crf: unknown key\.",
+    ),
+    # Models
+    Row(
+        "task-layers-beyond-the-encoder",
+        lambda ctx: lambda: MultiTaskModel.from_backbone(str(ctx.model_dir), TASK, sharing={"task_layers": 2}),
+        ModelBuildError,
+        r"model\.sharing\.task_layers: 2 must be from 0 to 1: the encoder has 2 layers and at least one stays shared",
+    ),
+    Row(
+        "adapter-targets-nothing",
+        lambda ctx: (
+            lambda: MultiTaskModel.from_backbone(
+                str(ctx.model_dir), {"ner": {**TASK["ner"], "adapter": {**LORA, "target_modules": ["q_proj"]}}}
+            )
+        ),
+        ModelBuildError,
+        r"tasks\.ner\.adapter\.target_modules: \['q_proj'\] cannot be adapted on the 'bert' encoder .* Its "
+        r"linear layers are named: .*query",
+    ),
+    Row(
+        "head-with-its-own-encoder-inputs",
+        lambda ctx: (
+            lambda: MultiTaskModel(
+                MultiTaskConfig(
+                    encoder=LongformerConfig(vocab_size=50, attention_window=4, **TINY_ENCODER_SIZE).to_dict(),
+                    tasks={"s": {"type": "sequence_classification"}},
+                )
+            )
+        ),
+        ModelBuildError,
+        r"The LongformerForSequenceClassification head of the 'longformer' backbone passes its own "
+        r"'global_attention_mask' to its encoder",
+    ),
     # Models
     Row(
         "model-path-missing",
@@ -346,6 +407,28 @@ ROWS = [
         lambda ctx: lambda: load_tokenizer(str(ctx.tmp)),
         ModelLoadError,
         r"has no config\.json, so it is not a saved model\. Give the directory that holds config\.json",
+    ),
+    Row(
+        "predict-empty-text",
+        lambda ctx: lambda: MultiTaskPipeline(tiny_model(ctx), ctx.tokenizer, device="cpu")(["fine", "  "]),
+        InputError,
+        r"input 1: the text is empty or only whitespace; give some text to predict on\.",
+    ),
+    Row(
+        "predict-unknown-task",
+        lambda ctx: lambda: MultiTaskPipeline(tiny_model(ctx), ctx.tokenizer, device="cpu")(["fine"], tasks=["pos"]),
+        InputError,
+        r"unknown task 'pos'; this model has ner\.",
+    ),
+    Row(
+        "predict-empty-word",
+        lambda ctx: (
+            lambda: MultiTaskPipeline(tiny_model(ctx), ctx.tokenizer, device="cpu").predict(
+                [InferenceInput.from_words(["fine", ""])]
+            )
+        ),
+        InputError,
+        r"input 0: word '' is empty or holds whitespace; give each word as a non-empty string without spaces\.",
     ),
     Row(
         "evaluate-not-a-multitask-model",
