@@ -3,14 +3,15 @@
     HF_HUB_OFFLINE=1 python benchmarks/sharing.py --data-dir ../shared/data --steps-per-task 250 --seeds 42 1
 
 Every run is recipes/local_files.yaml (packaged MiniLM, learning rate auto = 2e-4, batch 32 per task, CoNLL-2003
-train and the first 20,000 rows of SST-2 train, full dev sets) trained with mtl_nlp.train in a fresh process (its
-own peak memory). Single-task runs take ``S`` steps; joint runs take 2·S steps with round-robin sampling, so each
-task gets S steps in every contender. Contenders: NER alone, SST-2 alone, hard sharing, task_layers 1 and 2,
-cross-stitch (task_layers 1), layer attention, LoRA r 8 on both tasks (encoder trained, and frozen); and NER alone
-with a CRF. Per run: each task's dev score, wall time of train(), peak RSS, trainable parameters, and (joint runs)
-texts per second of MultiTaskPipeline over the first 512 CoNLL-2003 dev sentences (batch 32, after a warm-up);
-for NER, the dev sentences whose predicted tags hold a transition IOB2 forbids (I-X not after B-X/I-X). Prints a
-table of means ± spreads over the seeds, the paired differences against hard sharing, and one JSON line.
+train and the first 20,000 rows of SST-2 train, the dev sets or their first ``--dev-size`` examples) trained
+with mtl_nlp.train in a fresh process (its own peak memory). Single-task runs take ``S`` steps; joint runs take
+2·S steps with round-robin sampling, so each task gets S steps in every contender. Contenders: NER alone, SST-2
+alone, hard sharing, task_layers 1 and 2, cross-stitch (task_layers 1), layer attention, LoRA r 8 on both tasks
+(encoder trained, and frozen); and NER alone with a CRF. Per run: each task's dev score, wall time of train(),
+peak RSS, trainable parameters, and (joint runs) texts per second of MultiTaskPipeline over the first 512
+CoNLL-2003 dev sentences (batch 32, after a warm-up); for NER, the dev sentences whose predicted tags hold a
+transition IOB2 forbids (I-X not after B-X/I-X). Prints a table of means ± spreads over the seeds, the paired
+differences against hard sharing, and one JSON line.
 """
 
 from __future__ import annotations
@@ -66,6 +67,8 @@ def build_recipe(args: argparse.Namespace, contender: str, seed: int, run_name: 
         "sampling.strategy=round_robin",
         *settings,
     ]
+    if args.dev_size is not None:
+        overrides += [f"tasks.{task}.data.max_eval_examples={args.dev_size}" for task in tasks]
     return recipe_from_dict(apply_overrides(raw, overrides))
 
 
@@ -125,6 +128,7 @@ def main() -> None:
     parser.add_argument("--data-dir", default="../shared/data", help="Folder with conll2003/ and sst2/.")
     parser.add_argument("--steps-per-task", type=int, default=250)
     parser.add_argument("--seeds", type=int, nargs="+", default=[42, 1])
+    parser.add_argument("--dev-size", type=int, default=None, help="First N examples of each dev set (all).")
     parser.add_argument("--contenders", nargs="+", choices=list(CONTENDERS), default=list(CONTENDERS))
     parser.add_argument("--output-dir", default="runs/benchmarks/sharing")
     parser.add_argument("--worker", nargs=2, default=None, help=argparse.SUPPRESS)  # contender, seed; prints JSON
@@ -135,6 +139,8 @@ def main() -> None:
         return
     shared = ["--data-dir", args.data_dir, "--steps-per-task", str(args.steps_per_task)]
     shared += ["--output-dir", args.output_dir]
+    if args.dev_size is not None:
+        shared += ["--dev-size", str(args.dev_size)]
     results: dict[str, dict[int, dict]] = {name: {} for name in args.contenders}
     for seed in args.seeds:
         for name in args.contenders:
