@@ -18,8 +18,10 @@ then ``--requests`` measured ones), so that a change in the machine's load touch
 contender's texts/s is its median over the rounds; its latency percentiles pool the requests of all rounds.
 Peak RSS is each server process's high-water mark (VmHWM) at the end.
 
-Then ``mtl-nlp evaluate`` scores each backend on the full CoNLL-2003 dev set and SST-2 dev (timed in-process,
-after one run that fills the datasets cache), so that int8's score change is measured on the same model.
+Then ONNX Runtime's logits are compared with PyTorch's on the same texts (largest difference, share of equal
+predicted labels, tokens and texts alike), and ``mtl-nlp evaluate`` scores each backend on the full CoNLL-2003
+dev set and SST-2 dev (timed in-process, after one run that fills the datasets cache), so that int8's score
+change is measured on the same model.
 Prints tables and ends with one JSON line of every figure.
 """
 
@@ -187,6 +189,43 @@ def server_command(contender: str, model_dir: Path, paths: dict[str, Path], work
     return [*command, "--max-batch-size", "32", "--max-wait-ms", "5", "--max-queue", "1024"]
 
 
+def agreement(model_dir: Path, paths: dict[str, Path], texts: list[str]) -> list[dict]:
+    """How close ONNX Runtime's logits are to PyTorch's on ``texts`` (batches of 32): the largest absolute
+    difference over every real token's or text's logits, and how often the predicted label (argmax) agrees."""
+    import torch
+
+    from mtl_nlp.serving.backends import load_runner
+
+    model, tokenizer = load_runner(model_dir, "torch")
+    rows = []
+    for contender in ("onnx", "onnx-int8"):
+        heads, _ = load_runner(paths[contender], "onnx")
+        worst: dict[str, float] = {}
+        same: dict[str, list[bool]] = {}
+        for start in range(0, len(texts), 32):
+            batch = dict(tokenizer(texts[start : start + 32], padding=True, truncation=True, return_tensors="pt"))
+            with torch.inference_mode():
+                expected = model.forward_heads(None, **batch)
+            actual = heads.forward_heads(None, **batch)
+            real = batch["attention_mask"].bool()
+            for task, output in expected.items():
+                want, got = output.logits, actual[task].logits
+                if want.dim() == 3:  # token logits: only the real tokens count
+                    want, got = want[real], got[real]
+                worst[task] = max(worst.get(task, 0.0), float((want - got).abs().max()))
+                same.setdefault(task, []).extend((want.argmax(-1) == got.argmax(-1)).tolist())
+        for task in worst:
+            rows.append(
+                {
+                    "contender": contender,
+                    "task": task,
+                    "max_abs_logit_difference": worst[task],
+                    "same_argmax": float(np.mean(same[task])),
+                }
+            )
+    return rows
+
+
 def dev_scores(model_dir: Path, paths: dict[str, Path], data_dir: Path, work: Path) -> list[dict]:
     """Each backend's dev scores and evaluation time (``mtl-nlp evaluate``'s code, in this process: loading the
     model, reading and encoding the file, scoring, writing the reports; the best of two runs after a first one)."""
@@ -275,6 +314,14 @@ def main() -> None:
             f"| {row['contender']} | {row['concurrency']} | {row['texts_per_s']:.1f} | {row['p50_ms']:.1f} | "
             f"{row['p95_ms']:.1f} | {row['p99_ms']:.1f} | {errors} | {row['peak_rss_mb']:.0f} |"
         )
+    agreements = agreement(model_dir, paths, texts)
+    print("\n| backend | task | max abs logit difference to PyTorch | same predicted label |")
+    print("|---|---|---|---|")
+    for row in agreements:
+        print(
+            f"| {row['contender']} | {row['task']} | {row['max_abs_logit_difference']:.2e} | "
+            f"{100 * row['same_argmax']:.2f}% |"
+        )
     scores = [] if args.skip_eval else dev_scores(model_dir, paths, data_dir, work)
     if scores:
         print("\n| backend | task | dev score | evaluate s |")
@@ -282,7 +329,7 @@ def main() -> None:
         for row in scores:
             metric = next(key for key in row if key not in ("contender", "task", "seconds"))
             print(f"| {row['contender']} | {row['task']} | {metric} {row[metric]:.4f} | {row['seconds']:.1f} |")
-    print(json.dumps({"load": rows, "dev": scores}))
+    print(json.dumps({"load": rows, "agreement": agreements, "dev": scores}))
 
 
 if __name__ == "__main__":
