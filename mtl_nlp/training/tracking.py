@@ -67,7 +67,7 @@ class TrackingCallback(TrainerCallback):
         self.trackers: list[GeneralTracker] = []
 
     def on_train_begin(self, trainer: TrainerView) -> None:
-        if not trainer.accelerator.is_main_process:
+        if not self.names or not trainer.accelerator.is_main_process:
             return
         hyperparameters = flatten(trainer.recipe_as_run(), ".")
         for name in self.names:

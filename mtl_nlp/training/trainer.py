@@ -27,7 +27,7 @@ from .history import TrainingHistory
 from .optimization import build_optimizer, build_scheduler, resolve_learning_rate
 from .selection import ModelSelection, aggregate_score
 from .state import TrainingState
-from .tracking import NO_TRACKER, TrackingCallback
+from .tracking import TrackingCallback
 from .weighting import build_weighting
 
 logger = logging.getLogger(__name__)
@@ -107,10 +107,8 @@ class MultiTaskTrainer:
         self.state = TrainingState(self.task_names, scheduler, self.sampler, selection, weighting, device)
         self.checkpoints = CheckpointDirectory(self.output_dir / "checkpoints", keep=training.save_total_limit)
         self.history = TrainingHistory(self.output_dir / "metrics.jsonl", enabled=self.accelerator.is_main_process)
-        built_in = [self.history, ProgressBar()]
-        if set(training.report_to) - {NO_TRACKER}:
-            built_in.append(TrackingCallback(training.report_to, training.run_name or self.output_dir.name))
-        self.callbacks = CallbackList([*built_in, *callbacks])
+        trackers = TrackingCallback(training.report_to, training.run_name or self.output_dir.name)
+        self.callbacks = CallbackList([self.history, ProgressBar(), trackers, *callbacks])
         self.stop_reason: str | None = None
         # Index of the first task with a non-finite loss in the accumulation window (-1: none), on the device.
         self.window_nonfinite = torch.tensor(-1, device=device)
