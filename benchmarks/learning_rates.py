@@ -24,7 +24,7 @@ from transformers import AutoConfig
 from mtl_nlp import train
 from mtl_nlp.config import apply_overrides, recipe_from_dict
 from mtl_nlp.paths import resolve_model_location
-from mtl_nlp.training.trainer import auto_learning_rate
+from mtl_nlp.training.optimization import auto_learning_rate
 
 RECIPE = REPOSITORY / "recipes" / "local_files.yaml"
 

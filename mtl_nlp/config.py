@@ -440,7 +440,8 @@ def _expand_env(value: str) -> str:
     return _ENV_REFERENCE.sub(substitute, value)
 
 
-def _unknown_key_error(where: str, key: str, allowed: list[str]) -> RecipeError:
+def unknown_key_error(where: str, key: str, allowed: list[str]) -> RecipeError:
+    """The error for an unknown key under ``where``: the nearest valid key, if one is close, and all of them."""
     close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
     hint = f" Did you mean '{close[0]}'?" if close else ""
     return RecipeError(f"{where}{key}: unknown key.{hint} Valid keys here: {', '.join(sorted(allowed))}.")
@@ -543,7 +544,7 @@ def build_dataclass(cls: type, values: Any, where: str = "") -> Any:
     kwargs = {}
     for key, value in values.items():
         if key not in fields:
-            raise _unknown_key_error(prefix, str(key), list(fields))
+            raise unknown_key_error(prefix, str(key), list(fields))
         kwargs[key] = _convert(value, hints[key], f"{prefix}{key}")
         if "range" in fields[key].metadata:
             _check_range(kwargs[key], fields[key].metadata["range"], hints[key], f"{prefix}{key}")

@@ -28,7 +28,7 @@ from typing import Any, Literal
 import optuna
 import yaml
 
-from ..config import RecipeConfig, _unknown_key_error, apply_overrides, build_dataclass, option, recipe_from_dict
+from ..config import RecipeConfig, apply_overrides, build_dataclass, option, recipe_from_dict, unknown_key_error
 from ..errors import RecipeError, SearchError
 from ..tasks import TaskEvaluation
 
@@ -201,14 +201,14 @@ def _key_annotation(recipe: RecipeConfig, key: str) -> Any:
         if dataclasses.is_dataclass(node):
             fields = [spec.name for spec in dataclasses.fields(node) if spec.init]
             if part not in fields:
-                raise _unknown_key_error(f"parameters.{where}", part, fields)
+                raise unknown_key_error(f"parameters.{where}", part, fields)
             annotation = typing.get_type_hints(type(node))[part]
             node = getattr(node, part)
         elif isinstance(node, dict) and part in node:
             annotation = typing.get_args(annotation)[1]
             node = node[part]
         else:
-            raise _unknown_key_error(f"parameters.{where}", part, list(node) if isinstance(node, dict) else [])
+            raise unknown_key_error(f"parameters.{where}", part, list(node) if isinstance(node, dict) else [])
     if dataclasses.is_dataclass(node) or isinstance(node, dict):
         raise RecipeError(f"parameters.{key}: a section of the recipe, not a value; name one of its keys.")
     return annotation
