@@ -18,10 +18,11 @@ then ``--requests`` measured ones), so that a change in the machine's load touch
 contender's texts/s is its median over the rounds; its latency percentiles pool the requests of all rounds.
 Peak RSS is each server process's high-water mark (VmHWM) at the end.
 
-Then ONNX Runtime's logits are compared with PyTorch's on the same texts (largest difference, share of equal
-predicted labels, tokens and texts alike), and ``mtl-nlp evaluate`` scores each backend on the full CoNLL-2003
-dev set and SST-2 dev (timed in-process, after one run that fills the datasets cache), so that int8's score
-change is measured on the same model.
+Then ``MultiTaskPipeline.predict`` runs the same texts in batches of 32 in this process, without HTTP, on each
+runtime in turn (``--rounds`` times; the median counts). ONNX Runtime's logits are compared with PyTorch's on
+the same texts (largest difference, share of equal predicted labels, tokens and texts alike), and ``mtl-nlp
+evaluate`` scores each backend on the full CoNLL-2003 dev set and SST-2 dev (timed in-process, after one run that
+fills the datasets cache), so that int8's score change is measured on the same model.
 Prints tables and ends with one JSON line of every figure.
 """
 
@@ -226,6 +227,35 @@ def agreement(model_dir: Path, paths: dict[str, Path], texts: list[str]) -> list
     return rows
 
 
+def pipeline_speed(model_dir: Path, paths: dict[str, Path], texts: list[str], rounds: int) -> list[dict]:
+    """``MultiTaskPipeline.predict`` on batches of 32 of the texts, in this process, without HTTP: the runtimes
+    in turn in each round; texts/s is the median over the rounds."""
+    from mtl_nlp.pipeline import MultiTaskPipeline
+    from mtl_nlp.serving.backends import load_runner
+    from mtl_nlp.tasks import InferenceInput
+
+    inputs = [InferenceInput(text) for text in texts]
+    sources = {
+        "torch": (model_dir, "torch"),
+        "onnx": (paths["onnx"], "onnx"),
+        "onnx-int8": (paths["onnx-int8"], "onnx"),
+    }
+    pipelines = {name: MultiTaskPipeline(*load_runner(*source), device="cpu") for name, source in sources.items()}
+    speeds: dict[str, list[float]] = {name: [] for name in pipelines}
+    for pipeline in pipelines.values():
+        pipeline.predict(inputs[:64])
+    for _ in range(rounds):
+        for name, pipeline in pipelines.items():
+            started = time.perf_counter()
+            for start in range(0, len(inputs), 32):
+                pipeline.predict(inputs[start : start + 32])
+            speeds[name].append(len(inputs) / (time.perf_counter() - started))
+    return [
+        {"contender": name, "texts_per_s": float(np.median(runs)), "runs": [round(run, 1) for run in runs]}
+        for name, runs in speeds.items()
+    ]
+
+
 def dev_scores(model_dir: Path, paths: dict[str, Path], data_dir: Path, work: Path) -> list[dict]:
     """Each backend's dev scores and evaluation time (``mtl-nlp evaluate``'s code, in this process: loading the
     model, reading and encoding the file, scoring, writing the reports; the best of two runs after a first one)."""
@@ -283,7 +313,8 @@ def main() -> None:
                     run = asyncio.run(load(urls[contender], texts, concurrency, args.requests, args.warmup))
                     runs.setdefault((contender, concurrency), []).append(run)
                     brief = {key: run[key] for key in ("texts_per_s", "p50_ms", "errors")}
-                    print(json.dumps({"round": round_number, "contender": contender, "clients": concurrency, **brief}))
+                    line = {"round": round_number, "contender": contender, "clients": concurrency, **brief}
+                    print(json.dumps(line), flush=True)
         peaks = {contender: peak_rss_mb(process.pid) for contender, process in processes.items()}
     rows = []
     for (contender, concurrency), measured in runs.items():
@@ -314,6 +345,11 @@ def main() -> None:
             f"| {row['contender']} | {row['concurrency']} | {row['texts_per_s']:.1f} | {row['p50_ms']:.1f} | "
             f"{row['p95_ms']:.1f} | {row['p99_ms']:.1f} | {errors} | {row['peak_rss_mb']:.0f} |"
         )
+    in_process = pipeline_speed(model_dir, paths, texts, args.rounds)
+    print("\n| runtime | in-process texts/s (runs) |")
+    print("|---|---|")
+    for row in in_process:
+        print(f"| {row['contender']} | {row['texts_per_s']:.1f} ({', '.join(map(str, row['runs']))}) |")
     agreements = agreement(model_dir, paths, texts)
     print("\n| backend | task | max abs logit difference to PyTorch | same predicted label |")
     print("|---|---|---|---|")
@@ -329,7 +365,7 @@ def main() -> None:
         for row in scores:
             metric = next(key for key in row if key not in ("contender", "task", "seconds"))
             print(f"| {row['contender']} | {row['task']} | {metric} {row[metric]:.4f} | {row['seconds']:.1f} |")
-    print(json.dumps({"load": rows, "agreement": agreements, "dev": scores}))
+    print(json.dumps({"load": rows, "in_process": in_process, "agreement": agreements, "dev": scores}))
 
 
 if __name__ == "__main__":
