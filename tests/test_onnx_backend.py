@@ -21,7 +21,7 @@ from mtl_nlp.modeling import MultiTaskModel
 from mtl_nlp.pipeline import MultiTaskPipeline
 from mtl_nlp.serving.backends import load_runner
 from mtl_nlp.serving.onnx_backend import ONNX_FILE, ONNX_INFO, export_saved_onnx, load_onnx_model
-from mtl_nlp.tasks import QuestionAnsweringConfig
+from mtl_nlp.tasks import QuestionAnsweringConfig, TokenClassificationConfig, TokenClassificationTask
 
 NER_LABELS = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC", "B-ORG", "I-ORG"]
 TASKS = {
@@ -176,3 +176,25 @@ def test_export_onnx_command_writes_the_export_and_says_where(saved_dir, tmp_pat
     assert "int8" in capsys.readouterr().out
     assert (tmp_path / "out" / ONNX_FILE).is_file() and (tmp_path / "out" / "config.json").is_file()
     assert main(["export-onnx", str(tmp_path / "missing"), str(tmp_path / "out2")]) == 2
+
+
+def test_a_crf_head_exports_its_transition_scores_and_decodes_as_on_pytorch(tiny_model_dir, tmp_path):
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    config = TokenClassificationConfig(
+        type="token_classification", data=DataConfig(train="train.conll"), crf=True, labels=NER_LABELS
+    )
+    description = TokenClassificationTask("ner", config, tokenizer).description()
+    torch.manual_seed(1)
+    model = MultiTaskModel.from_backbone(str(tiny_model_dir), {"ner": description}).eval()
+    with torch.no_grad():
+        model.heads["ner"].emissions.classifier.weight.mul_(20)
+        model.heads["ner"].crf.transitions.normal_(0, 3)
+    model.save_pretrained(tmp_path / "crf")
+    tokenizer.save_pretrained(tmp_path / "crf")
+    info = export_saved_onnx(tmp_path / "crf", tmp_path / "onnx")
+    assert info["outputs"]["ner"] == ["logits", "start_transitions", "transitions", "end_transitions"]
+    expected = MultiTaskPipeline(tmp_path / "crf", device="cpu")(TEXTS)
+    actual = MultiTaskPipeline(*load_onnx_model(tmp_path / "onnx"))(TEXTS)
+    words = [[(e["entity_group"], e["start"], e["end"]) for e in result["ner"]] for result in expected]
+    assert words == [[(e["entity_group"], e["start"], e["end"]) for e in result["ner"]] for result in actual]
+    assert sum(map(len, words)) > 0

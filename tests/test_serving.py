@@ -87,9 +87,14 @@ def running_server(model_dir: Path, log: Path, *flags: str, env: dict | None = N
                 process.wait()
 
 
+EVAL_RESULTS = [{"task": "ner", "split": "validation", "headline": "f1", "headline_value": 0.5, "metrics": {"f1": 0.5}}]
+
+
 @pytest.fixture(scope="module")
 def model_dir(tiny_model_dir, tmp_path_factory):
-    return save_demo_model(tmp_path_factory.mktemp("served-model"), tiny_model_dir)
+    directory = save_demo_model(tmp_path_factory.mktemp("served-model"), tiny_model_dir)
+    (directory / "eval_results.json").write_text(json.dumps(EVAL_RESULTS), encoding="utf-8")
+    return directory
 
 
 @pytest.fixture(scope="module")
@@ -151,6 +156,7 @@ def test_model_health_ready_metrics_docs_and_page(server):
     assert sorted(tasks) == ["ner", "qa", "sentiment"]
     assert tasks["ner"]["labels"][:3] == ["O", "B-PER", "I-PER"] and tasks["ner"]["type"] == "token_classification"
     assert tasks["qa"]["needs_question"] and not tasks["sentiment"]["needs_question"]
+    assert tasks["ner"]["scores"] == {"validation": {"f1": 0.5}} and tasks["sentiment"]["scores"] == {}
     assert model["backend"] == "torch" and model["backbone"]["model_type"] == "bert"
     assert "name" not in model["backbone"]  # a local path is not shown to clients
     assert model["limits"]["max_texts"] == 8
