@@ -7,7 +7,16 @@ import types
 import typing
 from typing import Any
 
-from .config import DataConfig, ModelConfig, RecipeConfig, SamplingConfig, TrainingConfig, WeightingConfig
+from .config import (
+    AdapterConfig,
+    DataConfig,
+    ModelConfig,
+    RecipeConfig,
+    SamplingConfig,
+    SharingConfig,
+    TrainingConfig,
+    WeightingConfig,
+)
 
 
 def _type_name(annotation: Any) -> str:
@@ -49,8 +58,8 @@ def section_table(cls: type, prefix: str, skip: tuple[str, ...] = ()) -> str:
 
 
 def recipe_reference() -> str:
-    """The whole reference as Markdown: every section and every task type's keys."""
-    from .tasks import TASK_TYPES
+    """The whole reference as Markdown: every section and the keys of every task type mtl-nlp ships."""
+    from .tasks import BUILT_IN_TASK_TYPES
 
     parts = [
         "# Recipe reference",
@@ -68,16 +77,18 @@ def recipe_reference() -> str:
     ]
     for title, cls, prefix in (
         ("model", ModelConfig, "model."),
+        ("model.sharing", SharingConfig, "model.sharing."),
         ("training", TrainingConfig, "training."),
         ("sampling", SamplingConfig, "sampling."),
         ("weighting", WeightingConfig, "weighting."),
         ("tasks.NAME.data", DataConfig, "tasks.NAME.data."),
+        ("tasks.NAME.adapter", AdapterConfig, "tasks.NAME.adapter."),
     ):
         parts += ["", f"## `{title}`", "", (cls.__doc__ or "").strip(), "", section_table(cls, prefix)]
-    for name, task_class in TASK_TYPES.items():
+    for task_class in BUILT_IN_TASK_TYPES:
         parts += [
             "",
-            f"## Task type `{name}`",
+            f"## Task type `{task_class.type_name}`",
             "",
             (task_class.config_class.__doc__ or "").strip(),
             "",

@@ -8,9 +8,18 @@ from pathlib import Path
 import pytest
 
 from mtl_nlp.cli import build_parser
-from mtl_nlp.config import DataConfig, ModelConfig, RecipeConfig, SamplingConfig, TrainingConfig, WeightingConfig
+from mtl_nlp.config import (
+    AdapterConfig,
+    DataConfig,
+    ModelConfig,
+    RecipeConfig,
+    SamplingConfig,
+    SharingConfig,
+    TrainingConfig,
+    WeightingConfig,
+)
 from mtl_nlp.recipe_reference import recipe_reference
-from mtl_nlp.tasks import TASK_TYPES
+from mtl_nlp.tasks import BUILT_IN_TASK_TYPES
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "recipes.md"
 
@@ -21,8 +30,17 @@ def test_docs_recipe_reference_is_up_to_date():
 
 @pytest.mark.parametrize(
     "cls",
-    [RecipeConfig, ModelConfig, TrainingConfig, SamplingConfig, WeightingConfig, DataConfig]
-    + [task.config_class for task in TASK_TYPES.values()],
+    [
+        RecipeConfig,
+        ModelConfig,
+        SharingConfig,
+        TrainingConfig,
+        SamplingConfig,
+        WeightingConfig,
+        DataConfig,
+        AdapterConfig,
+    ]
+    + [task.config_class for task in BUILT_IN_TASK_TYPES],
 )
 def test_every_recipe_key_has_help_text(cls):
     missing = [field.name for field in dataclasses.fields(cls) if not field.metadata.get("help")]

@@ -19,6 +19,11 @@ from .sequence_classification import SequenceClassificationConfig, SequenceClass
 from .token_classification import TokenClassificationConfig, TokenClassificationTask
 
 TASK_TYPES: dict[str, type[Task]] = {}
+BUILT_IN_TASK_TYPES: tuple[type[Task], ...] = (
+    TokenClassificationTask,
+    SequenceClassificationTask,
+    QuestionAnsweringTask,
+)
 
 
 def register_task_type(task_class: type[Task]) -> type[Task]:
@@ -29,7 +34,7 @@ def register_task_type(task_class: type[Task]) -> type[Task]:
     return task_class
 
 
-for _built_in in (TokenClassificationTask, SequenceClassificationTask, QuestionAnsweringTask):
+for _built_in in BUILT_IN_TASK_TYPES:
     register_task_type(_built_in)
 
 
@@ -57,6 +62,7 @@ def task_from_description(
 
 
 __all__ = [
+    "BUILT_IN_TASK_TYPES",
     "TASK_TYPES",
     "InferenceEncoding",
     "InferenceInput",
