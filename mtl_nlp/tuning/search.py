@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+import torch
 from accelerate.utils import broadcast_object_list
 
 from ..config import apply_overrides, load_recipe, recipe_from_dict
@@ -79,9 +80,13 @@ def tune(
         if plan is None:
             break
         run_trial(plan, trial, recipe.written, space, study_dir, study_name)
-    if worker is None:
-        return None
-    return write_report(worker.study, study_dir, recipe.written, space)
+    report = write_report(worker.study, study_dir, recipe.written, space) if worker is not None else None
+    # Every process leaves together, with the process group closed: a rank that exits while another still writes
+    # the report tears down live communication threads and aborts.
+    accelerator.wait_for_everyone()
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
+    return report
 
 
 def trial_recipe(raw: dict[str, Any], params: dict[str, Any], output_dir: Path, run_name: str) -> dict[str, Any]:
