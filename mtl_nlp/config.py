@@ -593,15 +593,20 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
     return raw
 
 
+def read_yaml_file(path: Path, what: str, error: type[Exception]) -> Any:
+    """The content of a YAML file; ``error`` names the file when it is missing or not valid YAML."""
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise error(f"{path}: {what} file not found.") from None
+    except yaml.YAMLError as problem:
+        raise error(f"{path}: not valid YAML: {problem}") from None
+
+
 def load_recipe(path: str | Path, overrides: list[str] | None = None) -> RecipeConfig:
     """Read, override and validate a recipe file; errors name the file and the offending key."""
     path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise RecipeError(f"{path}: recipe file not found.") from None
-    except yaml.YAMLError as error:
-        raise RecipeError(f"{path}: not valid YAML: {error}") from None
+    raw = read_yaml_file(path, "recipe", RecipeError)
     if not isinstance(raw, dict):
         raise RecipeError(f"{path}: a recipe is a mapping with at least a 'tasks' key.")
     try:

@@ -225,3 +225,20 @@ def token_predictions(label_ids, probability=0.9):
 
     label_ids = np.asarray(label_ids)
     return np.stack([label_ids.astype(np.float32), np.full(len(label_ids), probability, np.float32)])
+
+
+def ner_sentiment_qa_tasks(ner_labels: list[str]) -> dict:
+    """Short task descriptions of an NER, a sentiment and a QA head (QA windows of 64 tokens, stride 16)."""
+    import dataclasses
+
+    from mtl_nlp.config import DataConfig
+    from mtl_nlp.tasks import QuestionAnsweringConfig
+
+    qa = QuestionAnsweringConfig(
+        type="question_answering", data=DataConfig(train="train.json"), max_length=64, doc_stride=16
+    )
+    return {
+        "ner": {"type": "token_classification", "id2label": ner_labels},
+        "sentiment": {"type": "sequence_classification", "id2label": ["negative", "positive"]},
+        "qa": {"type": "question_answering", "id2label": ["start", "end"], "task_config": dataclasses.asdict(qa)},
+    }

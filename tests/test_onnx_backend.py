@@ -3,7 +3,6 @@ the pipeline, ``predict`` and ``evaluate`` decode its outputs exactly as they de
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 
@@ -11,7 +10,7 @@ import numpy as np
 import onnx
 import pytest
 import torch
-from conftest import write_conll
+from conftest import ner_sentiment_qa_tasks, write_conll
 from transformers import AutoTokenizer
 
 from mtl_nlp.cli import main
@@ -21,22 +20,10 @@ from mtl_nlp.modeling import MultiTaskModel
 from mtl_nlp.pipeline import MultiTaskPipeline
 from mtl_nlp.serving.backends import load_runner
 from mtl_nlp.serving.onnx_backend import ONNX_FILE, ONNX_INFO, export_saved_onnx, load_onnx_model
-from mtl_nlp.tasks import QuestionAnsweringConfig, TokenClassificationConfig, TokenClassificationTask
+from mtl_nlp.tasks import TokenClassificationConfig, TokenClassificationTask
 
 NER_LABELS = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC", "B-ORG", "I-ORG"]
-TASKS = {
-    "ner": {"type": "token_classification", "id2label": NER_LABELS},
-    "sentiment": {"type": "sequence_classification", "id2label": ["negative", "positive"]},
-    "qa": {
-        "type": "question_answering",
-        "id2label": ["start", "end"],
-        "task_config": dataclasses.asdict(
-            QuestionAnsweringConfig(
-                type="question_answering", data=DataConfig(train="train.json"), max_length=64, doc_stride=16
-            )
-        ),
-    },
-}
+TASKS = ner_sentiment_qa_tasks(NER_LABELS)
 TEXTS = [
     "angela merkel met officials of siemens in munich on tuesday .",
     "the film was wonderful",

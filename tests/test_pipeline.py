@@ -3,22 +3,19 @@ entities, for every tag scheme; long texts in windows; one encoder pass; bad inp
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import pytest
 import torch
-from conftest import write_conll
+from conftest import ner_sentiment_qa_tasks, write_conll
 
 from mtl_nlp import MultiTaskModel, recipe_from_dict, train
 from mtl_nlp.cli import main
-from mtl_nlp.config import DataConfig
 from mtl_nlp.data.conll import iter_conll_sentences
 from mtl_nlp.errors import InputError
 from mtl_nlp.evaluation.sequence_labeling import entity_spans
 from mtl_nlp.paths import resolve_package_path
 from mtl_nlp.pipeline import MultiTaskPipeline
-from mtl_nlp.tasks import InferenceInput, QuestionAnsweringConfig
+from mtl_nlp.tasks import InferenceInput
 
 COLUMNS = ["tokens", "pos", "chunk", "ner"]
 SCHEMES = ("iob2", "iob1", "iobes", "bilou", "none")
@@ -161,19 +158,7 @@ TEXTS = [
     "the film was wonderful and funny",
     "a dull , slow and predictable story set in berlin",
 ]
-TASKS = {
-    "ner": {"type": "token_classification", "id2label": ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]},
-    "sentiment": {"type": "sequence_classification", "id2label": ["negative", "positive"]},
-    "qa": {
-        "type": "question_answering",
-        "id2label": ["start", "end"],
-        "task_config": dataclasses.asdict(
-            QuestionAnsweringConfig(
-                type="question_answering", data=DataConfig(train="train.json"), max_length=64, doc_stride=16
-            )
-        ),
-    },
-}
+TASKS = ner_sentiment_qa_tasks(["O", "B-PER", "I-PER", "B-LOC", "I-LOC"])
 
 
 @pytest.fixture(scope="module")

@@ -28,7 +28,15 @@ from typing import Any, Literal
 import optuna
 import yaml
 
-from ..config import RecipeConfig, apply_overrides, build_dataclass, option, recipe_from_dict, unknown_key_error
+from ..config import (
+    RecipeConfig,
+    apply_overrides,
+    build_dataclass,
+    option,
+    read_yaml_file,
+    recipe_from_dict,
+    unknown_key_error,
+)
 from ..errors import RecipeError, SearchError
 from ..tasks import TaskEvaluation
 
@@ -145,12 +153,7 @@ def override(key: str, value: Any) -> str:
 def load_space(path: str | Path, recipe: RecipeConfig) -> SearchSpace:
     """Read a search space file and check it against ``recipe``; errors name the file and the key."""
     path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise SearchError(f"{path}: search space file not found.") from None
-    except yaml.YAMLError as error:
-        raise SearchError(f"{path}: not valid YAML: {error}") from None
+    raw = read_yaml_file(path, "search space", SearchError)
     try:
         space = build_dataclass(SearchSpace, raw)
         check_space(space, recipe)
