@@ -256,3 +256,35 @@ def markdown_table(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join("–" if cell is None else str(cell) for cell in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+class ResultLog:
+    """Results of a benchmark's runs, one JSON line per run in ``path``: a run already there is not run again, so
+    an interrupted benchmark continues where it stopped and its tables can be printed from the file alone."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        lines = self.path.read_text(encoding="utf-8").splitlines() if self.path.is_file() else []
+        self.records = [json.loads(line) for line in lines if line.strip()]
+
+    def find(self, **key: Any) -> dict[str, Any] | None:
+        """The record whose fields include ``key``, or None."""
+        return next((r for r in self.records if all(r.get(k) == v for k, v in key.items())), None)
+
+    def add(self, record: dict[str, Any]) -> None:
+        self.records.append(record)
+        with self.path.open("a", encoding="utf-8") as stream:
+            stream.write(json.dumps(record) + "\n")
+
+
+def mean_and_spread(values: Sequence[float]) -> str:
+    """``mean ± sample standard deviation (n)``, or the value alone for one run."""
+    values = list(values)
+    if not values:
+        return "–"
+    mean = sum(values) / len(values)
+    if len(values) == 1:
+        return f"{mean:.4f} (1)"
+    deviation = (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5
+    return f"{mean:.4f} ± {deviation:.4f} ({len(values)})"
