@@ -1,118 +1,132 @@
-"""NER alone, SST-2 alone, and NER + SST-2 jointly, at the same number of optimizer steps.
+"""Does joint training lose to single-task training? NER (CoNLL-2003) and sentiment (SST-2), at equal steps per task.
 
-    HF_HUB_OFFLINE=1 python benchmarks/joint_vs_single.py --data-dir ../shared/data --steps 1000
+    HF_HUB_OFFLINE=1 python benchmarks/joint_vs_single.py --data-dir ../shared/data --steps-per-task 400 --seeds 42 1 2
 
-Each run is recipes/local_files.yaml (packaged MiniLM, learning rate 1e-4, batch 32 per task, proportional sampling,
-CoNLL-2003 train and the first 20,000 rows of SST-2 train) keeping one task or both, trained with mtl_nlp.train in
-a fresh process, so that its peak resident memory (the kernel's high-water mark, getrusage) is its own. Wall time is
-that of train(): reading the tokenized data from the datasets cache, training, scoring the full dev sets, and
-writing the model and reports. An untimed two-step joint run goes first, filling the datasets cache and bringing
-the libraries' code into the OS file cache. Prints a table and ends with one JSON line of the figures.
+Every run is recipes/ner_sentiment_recommended.yaml (packaged MiniLM, ``learning_rate: auto``, batch 32 per task,
+CoNLL-2003 train and the first 20,000 rows of SST-2 train) keeping what the contender needs, with the seed of the
+command line; it is scored on the full dev sets (entity F1, accuracy). Contenders:
+
+- ``single``: each task alone for S steps (``--steps-per-task``);
+- ``joint``: both tasks for 2·S steps with ``round_robin`` sampling, so each task gets exactly the S steps its
+  single run had (the honest protocol: equal steps per task);
+- ``total_steps``: both tasks for S steps in all, sampled in proportion to their sizes, so each task gets only its
+  share of a single run's steps (the equal-total-steps comparison, reported apart).
+
+Runs go seed by seed; each one's figures are appended to ``OUTPUT_DIR/results.jsonl`` as it ends and a run already
+there is not repeated, so an interrupted benchmark continues. Prints the tables: mean ± sample standard deviation
+over seeds, and the paired difference joint − single (same seed), whose spread says whether it exceeds the noise.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import time
 from pathlib import Path
 
 import yaml
-from measure import REPOSITORY, markdown_table, peak_rss_mib, run_in_fresh_process
+from measure import REPOSITORY, ResultLog, markdown_table, mean_and_spread
 
-from mtl_nlp import RecipeConfig, train
+from mtl_nlp import train
 from mtl_nlp.config import apply_overrides, recipe_from_dict
 
-RECIPE = REPOSITORY / "recipes" / "local_files.yaml"
-CONTENDERS = {"ner": ["ner"], "sentiment": ["sentiment"], "joint": ["ner", "sentiment"]}
+RECIPE = REPOSITORY / "recipes" / "ner_sentiment_recommended.yaml"
+TASKS = {"ner": "NER dev F1", "sentiment": "SST-2 dev accuracy"}
+CONTENDERS = ("single", "joint", "total_steps")
 
 
-def build_recipe(args: argparse.Namespace, contender: str, steps: int, run_name: str) -> RecipeConfig:
-    """local_files.yaml with only the contender's tasks, ``steps`` steps, the seed and sizes of the command line."""
+def build_recipe(args: argparse.Namespace, tasks: list[str], steps: int, run_dir: Path, extra: list[str]):
+    """The recommended recipe keeping ``tasks``, for ``steps`` optimizer steps, writing to ``run_dir``."""
     raw = yaml.safe_load(RECIPE.read_text(encoding="utf-8"))
-    raw["tasks"] = {name: raw["tasks"][name] for name in CONTENDERS[contender]}
+    raw["tasks"] = {name: raw["tasks"][name] for name in tasks}
+    raw.pop("finetune", None)  # the fine-tuning stage is a contender of its own
     overrides = [
-        f"output_dir={Path(args.output_dir) / run_name}",
+        f"output_dir={run_dir}",
         f"training.max_steps={steps}",
         f"training.seed={args.seed}",
         "training.save_every_steps=0",
+        "training.eval_every_steps=0",
+        *extra,
     ]
-    sizes = {"ner": args.ner_train_size, "sentiment": args.sst2_train_size}
-    for task in raw["tasks"]:
-        if sizes[task] is not None:
-            overrides.append(f"tasks.{task}.data.max_train_examples={sizes[task]}")
-        if args.dev_size is not None:
-            overrides.append(f"tasks.{task}.data.max_eval_examples={args.dev_size}")
     return recipe_from_dict(apply_overrides(raw, overrides))
 
 
-def run_contender(args: argparse.Namespace, contender: str) -> dict:
-    """Train one contender in this process; its figures."""
-    recipe = build_recipe(args, contender, args.steps, contender)
+def timed_train(recipe) -> tuple[dict[str, float], float]:
+    """Train ``recipe``; the dev score per task and the seconds ``train()`` took."""
     start = time.perf_counter()
     result = train(recipe)
     seconds = time.perf_counter() - start
-    scores = {e.task: e.headline_value for e in result.evaluations if e.split == "validation"}
-    return {
-        "seconds": round(seconds, 1),
-        "peak_rss_mib": round(peak_rss_mib(), 1),
-        "ner_dev_f1": round(scores["ner"], 4) if "ner" in scores else None,
-        "sentiment_dev_accuracy": round(scores["sentiment"], 4) if "sentiment" in scores else None,
-    }
+    return {e.task: round(e.headline_value, 4) for e in result.evaluations if e.split == "validation"}, seconds
 
 
-def warm_up(args: argparse.Namespace) -> dict:
-    """Two steps of the joint run: the datasets cache then holds both tasks' tokenized data and the OS file cache
-    the libraries' code, so that no timed run pays for either."""
-    train(build_recipe(args, "joint", 2, "warm_up"))
-    return {}
+def run_contender(args: argparse.Namespace, contender: str, log: ResultLog) -> None:
+    """Train one contender at ``args.seed``, recording each of its runs."""
+    steps, root = args.steps_per_task, Path(args.output_dir) / str(args.seed)
+    if contender == "single":
+        runs = [(f"single_{task}", [task], steps, ["sampling.strategy=round_robin"]) for task in TASKS]
+    elif contender == "joint":
+        runs = [("joint", list(TASKS), steps * len(TASKS), ["sampling.strategy=round_robin"])]
+    else:
+        runs = [("total_steps", list(TASKS), steps, ["sampling.strategy=proportional"])]
+    for name, tasks, run_steps, extra in runs:
+        if log.find(run=name, seed=args.seed) is not None:
+            continue
+        scores, seconds = timed_train(build_recipe(args, tasks, run_steps, root / name, extra))
+        log.add({"run": name, "seed": args.seed, "steps": run_steps, "scores": scores, "seconds": round(seconds, 1)})
+
+
+def scores_by_seed(log: ResultLog, run: str, task: str) -> dict[int, float]:
+    return {r["seed"]: r["scores"][task] for r in log.records if r["run"] == run and task in r["scores"]}
+
+
+def comparison_table(log: ResultLog, runs: list[str]) -> str:
+    """Per run: each task's dev score (mean ± sd) and the paired difference to the single-task runs."""
+    rows = []
+    for run in runs:
+        row = [run]
+        seconds = [r["seconds"] for r in log.records if r["run"] == run]
+        for task in TASKS:
+            single = scores_by_seed(log, f"single_{task}", task)
+            own = scores_by_seed(log, run if run != "single" else f"single_{task}", task)
+            differences = [score - single[seed] for seed, score in own.items() if seed in single]
+            row.append(mean_and_spread(list(own.values())))
+            row.append(mean_and_spread(differences) if run != "single" else None)
+        if run == "single":
+            seconds = [r["seconds"] for r in log.records if r["run"].startswith("single_")]
+        row.append(f"{sum(seconds) / len(seconds):.0f}" if seconds else None)
+        rows.append(row)
+    columns = ["run"]
+    for title in TASKS.values():
+        columns += [title, "paired − single"]
+    return markdown_table([*columns, "wall s per seed (single: both runs)"], rows)
+
+
+def report(log: ResultLog, steps: int) -> str:
+    return (
+        f"Equal steps per task ({steps} per task; the joint run has {steps * len(TASKS)} in all)\n\n"
+        f"{comparison_table(log, ['single', 'joint'])}\n\n"
+        f"Equal total steps ({steps} in all; the joint run gives each task its proportional share)\n\n"
+        f"{comparison_table(log, ['single', 'total_steps'])}"
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", default="../shared/data", help="Folder with conll2003/ and sst2/.")
-    parser.add_argument("--steps", type=int, default=1000, help="Optimizer steps of every run.")
-    parser.add_argument("--ner-train-size", type=int, default=None, help="First N CoNLL-2003 sentences (all).")
-    parser.add_argument("--sst2-train-size", type=int, default=None, help="First N SST-2 rows (the recipe's 20,000).")
-    parser.add_argument("--dev-size", type=int, default=None, help="First N sentences of each dev set (all).")
-    parser.add_argument("--contenders", nargs="+", choices=list(CONTENDERS), default=list(CONTENDERS))
-    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--steps-per-task", type=int, default=400, help="S: optimizer steps of each single run.")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[42, 1, 2])
+    parser.add_argument("--contenders", nargs="+", choices=CONTENDERS, default=list(CONTENDERS))
     parser.add_argument("--output-dir", default="runs/benchmarks/joint_vs_single")
-    parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)  # a contender or "warm_up"; prints JSON
+    parser.add_argument("--report-only", action="store_true", help="Print the tables of the runs done so far.")
     args = parser.parse_args()
     os.environ["MTL_NLP_DATA"] = str(Path(args.data_dir).resolve())
-    if args.worker is not None:
-        figures = warm_up(args) if args.worker == "warm_up" else run_contender(args, args.worker)
-        print(json.dumps(figures))
-        return
-
-    shared = ["--data-dir", args.data_dir, "--steps", str(args.steps), "--seed", str(args.seed)]
-    shared += ["--output-dir", args.output_dir]
-    for flag, value in [
-        ("--ner-train-size", args.ner_train_size),
-        ("--sst2-train-size", args.sst2_train_size),
-        ("--dev-size", args.dev_size),
-    ]:
-        if value is not None:
-            shared += [flag, str(value)]
-    run_in_fresh_process(__file__, [*shared, "--worker", "warm_up"])
-    results = {name: run_in_fresh_process(__file__, [*shared, "--worker", name]) for name in args.contenders}
-
-    print(f"\n{args.steps} steps per run, batch 32 per task, MiniLM, seed {args.seed}\n")
-    columns = ["run", "wall s", "peak RSS MiB", "NER dev F1", "SST-2 dev accuracy"]
-    rows = [
-        [
-            name,
-            f"{row['seconds']:.0f}",
-            f"{row['peak_rss_mib']:.0f}",
-            None if row["ner_dev_f1"] is None else f"{row['ner_dev_f1']:.4f}",
-            None if row["sentiment_dev_accuracy"] is None else f"{row['sentiment_dev_accuracy']:.4f}",
-        ]
-        for name, row in results.items()
-    ]
-    print(markdown_table(columns, rows))
-    print(json.dumps({"benchmark": "joint_vs_single", "steps": args.steps, "seed": args.seed, "results": results}))
+    log = ResultLog(Path(args.output_dir) / "results.jsonl")
+    if not args.report_only:
+        for seed in args.seeds:
+            args.seed = seed
+            for contender in args.contenders:
+                run_contender(args, contender, log)
+    print(report(log, args.steps_per_task))
 
 
 if __name__ == "__main__":
