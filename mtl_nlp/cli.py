@@ -1,4 +1,5 @@
-"""The ``mtl-nlp`` command line: ``train`` a recipe, ``tune`` its hyper-parameters, ``evaluate`` or ``predict``
+"""The ``mtl-nlp`` command line: ``train`` a recipe, ``finetune`` its tasks alone after a joint run, ``tune`` its
+hyper-parameters, ``evaluate`` or ``predict``
 with a saved model, ``export`` a task as a stock transformers model, ``export-onnx`` the whole model for ONNX
 Runtime, ``serve`` it over HTTP, ``push`` a model to the Hugging Face Hub (``mtl-nlp --help``)."""
 
@@ -22,6 +23,13 @@ def _train(args: argparse.Namespace) -> int:
     from .training.run import train
 
     train(load_recipe(args.recipe, args.overrides), resume=args.resume)
+    return 0
+
+
+def _finetune(args: argparse.Namespace) -> int:
+    from .training.finetune import finetune, load_run_recipe
+
+    finetune(load_run_recipe(args.run_dir, args.overrides))
     return 0
 
 
@@ -207,7 +215,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="Log debug messages too.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    train = commands.add_parser("train", help="Train the tasks of a YAML recipe jointly and write reports.")
+    train = commands.add_parser(
+        "train",
+        help="Train the tasks of a YAML recipe jointly and write reports (then fine-tune tasks alone when the "
+        "recipe has a finetune section).",
+    )
     train.add_argument("recipe", help="Path of the recipe (YAML).")
     train.add_argument(
         "overrides",
@@ -224,6 +236,29 @@ def build_parser() -> argparse.ArgumentParser:
         help="Continue from the latest checkpoint in the recipe's output_dir, or from the CHECKPOINT directory given.",
     )
     train.set_defaults(run=_train)
+
+    finetune = commands.add_parser(
+        "finetune",
+        help="Fine-tune tasks each alone from a finished run's joint model (fresh optimizer and warm-up).",
+        description="Continue each task of the run's finetune section (without one: every task, the defaults) "
+        "alone from RUN_DIR/model, with a new optimizer, warm-up and learning rate (finetune.epochs, max_steps, "
+        "learning_rate, warmup_ratio) and every other setting from the run's recipe. Each task's run goes to "
+        "RUN_DIR/finetuned/<task>/ (model/, reports/, metrics.jsonl, checkpoints), replacing an earlier one; "
+        "RUN_DIR/reports/finetune_summary.md and .json set the joint and fine-tuned scores side by side. The "
+        "joint model is left as it is. The recipe's data paths are read as written: run the command from the "
+        "directory the training ran in. See docs/finetuning.md.",
+    )
+    finetune.add_argument(
+        "run_dir", metavar="RUN_DIR", help="Output directory of a finished training run (with model/ and recipe.yaml)."
+    )
+    finetune.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="KEY=VALUE",
+        help="Override keys of the run's recipe, e.g. finetune.tasks=[ner] finetune.max_steps=100 "
+        "finetune.learning_rate=3e-5.",
+    )
+    finetune.set_defaults(run=_finetune)
 
     tune = commands.add_parser(
         "tune",

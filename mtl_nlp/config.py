@@ -249,10 +249,22 @@ class SamplingConfig:
 class WeightingConfig:
     """How the per-task losses are combined (formulas in docs/sampling.md)."""
 
-    method: Literal["static", "uncertainty", "dwa"] = option(
+    method: Literal["static", "uncertainty", "dwa", "gradnorm"] = option(
         "static: each task's loss_weight; uncertainty: learned log-variances (Kendall et al. 2018); dwa: Dynamic "
-        "Weight Average (Liu et al. 2019). All multiply by loss_weight too.",
+        "Weight Average (Liu et al. 2019); gradnorm: weights learned to balance the tasks' gradient norms at the "
+        "last shared layer (Chen et al. 2018; needs sampling.mode all_tasks). All multiply by loss_weight too.",
         default="static",
+    )
+    gradnorm_alpha: float = option(
+        "GradNorm's α: how strongly a task whose loss falls slowly gets a larger gradient (0: equal gradient norms).",
+        default=1.5,
+        minimum=0,
+    )
+    gradnorm_learning_rate: float = option(
+        "Learning rate of the Adam steps that update GradNorm's task weights.",
+        default=0.025,
+        minimum=0,
+        exclusive_minimum=True,
     )
     dwa_temperature: float = option(
         "T of DWA's softmax over loss ratios (larger: more uniform).", default=2.0, minimum=0, exclusive_minimum=True
@@ -274,6 +286,74 @@ class WeightingConfig:
     def __post_init__(self) -> None:
         if self.gradient_method and self.method != "static":
             raise RecipeError("gradient_method: combine gradients with method: static (the loss_weights still apply).")
+
+
+@dataclass
+class DistillationConfig:
+    """Multi-task knowledge distillation: tasks learn from their teachers' soft targets too (docs/distillation.md)."""
+
+    teachers: dict[str, list[str]] = option(
+        "Task name → the directories of its teachers: mtl-nlp models (a run's model/ directory) or stock "
+        "AutoModelFor… checkpoints (e.g. what mtl-nlp export writes), with the student's tokenizer. Several "
+        "teachers are an ensemble (their probabilities are averaged); tasks not named train on gold labels only."
+    )
+    temperature: float = option(
+        "T: teacher and student probabilities are softmax(logits / T); the distillation term is scaled by T².",
+        default=2.0,
+        minimum=0,
+        exclusive_minimum=True,
+    )
+    alpha: float = option(
+        "Share a of the distillation term: loss = (1 − a) · gold loss + a · T² · KL(teacher ‖ student). "
+        "Not used with anneal.",
+        default=0.5,
+        minimum=0,
+        maximum=1,
+    )
+    anneal: bool = option(
+        "Teacher annealing (Clark et al. 2019): a goes linearly from 1 at the first optimizer step to 0 at the "
+        "last, instead of alpha.",
+        default=False,
+    )
+
+    def __post_init__(self) -> None:
+        if not self.teachers:
+            raise RecipeError("teachers: name at least one task and its teachers (task: [directory, …]).")
+        empty = next((task for task, paths in self.teachers.items() if not paths), None)
+        if empty is not None:
+            raise RecipeError(f"teachers.{empty}: give at least one teacher directory, or leave the task out.")
+
+
+@dataclass
+class FinetuneConfig:
+    """After joint training, each task trains alone from the joint weights on its own schedule (docs/finetuning.md)."""
+
+    tasks: list[str] | None = option(
+        "Tasks to fine-tune, each alone from the joint model (null: every task of the recipe).", default=None
+    )
+    epochs: float = option(
+        "Passes over the task's training data. Ignored when max_steps is set.",
+        default=1.0,
+        minimum=0,
+        exclusive_minimum=True,
+    )
+    max_steps: int | None = option(
+        "Optimizer steps per task; overrides epochs (null: train by epochs).", default=None, minimum=1
+    )
+    learning_rate: float | Literal["auto"] = option(
+        "Peak learning rate of each task's AdamW; 'auto' picks it from the backbone's hidden size as "
+        "training.learning_rate does.",
+        default="auto",
+        minimum=0,
+        exclusive_minimum=True,
+    )
+    warmup_ratio: float = option(
+        "Fraction of each task's steps over which the learning rate warms up.", default=0.1, minimum=0, maximum=1
+    )
+
+    def __post_init__(self) -> None:
+        if self.tasks == []:
+            raise RecipeError("tasks: name at least one task to fine-tune, or null for every task.")
 
 
 @dataclass
@@ -369,6 +449,15 @@ class RecipeConfig:
     training: TrainingConfig = option("Optimisation and evaluation schedule.", default_factory=TrainingConfig)
     sampling: SamplingConfig = option("How each batch's task is drawn.", default_factory=SamplingConfig)
     weighting: WeightingConfig = option("How the tasks' losses are combined.", default_factory=WeightingConfig)
+    distillation: DistillationConfig | None = option(
+        "Teachers whose soft targets the tasks learn from as well (docs/distillation.md); null: gold labels only.",
+        default=None,
+    )
+    finetune: FinetuneConfig | None = option(
+        "After joint training, fine-tune tasks each alone from the joint model (docs/finetuning.md); null: no "
+        "such stage.",
+        default=None,
+    )
     written: dict[str, Any] = option(
         "The recipe's mapping as written, overrides applied and ${VAR} references unexpanded (set on loading; "
         "not a recipe key), so that what is saved never holds an environment variable's value.",
@@ -386,6 +475,17 @@ class RecipeConfig:
                 raise RecipeError(f"tasks.{name}: task names may use letters, digits, '_' and '-' only.")
             if task.data.hub_dataset is None and task.data.train is None:
                 raise RecipeError(f"tasks.{name}.data.train: give either 'train' (a local file) or 'hub_dataset'.")
+        unknown = [name for name in (self.distillation.teachers if self.distillation else {}) if name not in self.tasks]
+        if unknown:
+            raise RecipeError(
+                f"distillation.teachers.{unknown[0]}: the recipe has no task {unknown[0]!r} (tasks: "
+                f"{', '.join(self.tasks)}). Name the task the teachers were trained for, or remove them."
+            )
+        if self.weighting.method == "gradnorm" and self.sampling.mode != "all_tasks":
+            raise RecipeError(
+                "weighting.method: gradnorm compares every task's gradient at each step, which one_task sampling "
+                "does not have (one task per batch); set sampling.mode: all_tasks."
+            )
         if self.weighting.gradient_method and self.sampling.mode != "all_tasks":
             raise RecipeError(
                 "weighting.gradient_method: gradient combination needs every task's gradient at each step; "
@@ -401,6 +501,21 @@ class RecipeConfig:
             raise RecipeError(
                 f"sampling.probabilities: give one probability per task; tasks are {', '.join(self.tasks)}, "
                 f"probabilities name {', '.join(self.sampling.probabilities or {}) or 'none'}."
+            )
+        if self.finetune is not None:
+            self._check_finetune(self.finetune)
+
+    def _check_finetune(self, finetune: FinetuneConfig) -> None:
+        unknown = [name for name in finetune.tasks or [] if name not in self.tasks]
+        if unknown:
+            raise RecipeError(
+                f"finetune.tasks: unknown task {unknown[0]!r}; the recipe's tasks are {', '.join(self.tasks)}. Name "
+                "tasks of the recipe, or null for every task."
+            )
+        if self.model.sharing.cross_stitch:
+            raise RecipeError(
+                "finetune: model.sharing.cross_stitch mixes every task's layers, so a task cannot be taken out of "
+                "the joint model to fine-tune alone; remove the finetune section or model.sharing.cross_stitch."
             )
 
     def to_dict(self) -> dict[str, Any]:
@@ -585,7 +700,9 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
         *parents, leaf = key.split(".")
         node = raw
         for depth, part in enumerate(parents):
-            child = node.setdefault(part, {})
+            if node.get(part) is None:  # an optional section left null takes keys as an absent one does
+                node[part] = {}
+            child = node[part]
             if not isinstance(child, dict):
                 raise RecipeError(f"override {override!r}: {'.'.join(parents[: depth + 1])} is not a mapping.")
             node = child

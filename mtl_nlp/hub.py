@@ -22,7 +22,7 @@ from .export import export_task, require_new_directory
 from .model_card import EXPORTS_FOLDER, build_model_card
 from .modeling.saved import load_saved_config, load_saved_model
 from .training.checkpoint import atomic_directory
-from .training.run import RECIPE_FILE
+from .training.stage import RECIPE_FILE
 
 logger = logging.getLogger(__name__)
 

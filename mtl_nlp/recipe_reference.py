@@ -10,6 +10,8 @@ from typing import Any
 from .config import (
     AdapterConfig,
     DataConfig,
+    DistillationConfig,
+    FinetuneConfig,
     ModelConfig,
     RecipeConfig,
     SamplingConfig,
@@ -81,6 +83,8 @@ def recipe_reference() -> str:
         ("training", TrainingConfig, "training."),
         ("sampling", SamplingConfig, "sampling."),
         ("weighting", WeightingConfig, "weighting."),
+        ("finetune", FinetuneConfig, "finetune."),
+        ("distillation", DistillationConfig, "distillation."),
         ("tasks.NAME.data", DataConfig, "tasks.NAME.data."),
         ("tasks.NAME.adapter", AdapterConfig, "tasks.NAME.adapter."),
     ):

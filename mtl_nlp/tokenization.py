@@ -4,6 +4,7 @@ words read as the words of a running text."""
 from __future__ import annotations
 
 import inspect
+import json
 
 from tokenizers import pre_tokenizers
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
@@ -47,3 +48,26 @@ def load_tokenizer(
     # A generic tokenizer (tokenizer.json only) takes the option without applying it: set it on its pre-tokenizer.
     byte_level.add_prefix_space = True
     return tokenizer
+
+
+ENCODING_PARTS = {"normalizer": "normalizer", "pre_tokenizer": "pre-tokenizer", "post_processor": "special tokens"}
+
+
+def tokenizer_differences(tokenizer: PreTrainedTokenizerBase, other: PreTrainedTokenizerBase) -> list[str]:
+    """What would make ``other`` encode a text differently from ``tokenizer`` (fast tokenizers both): its class,
+    its vocabulary, or its normalizer, pre-tokenizer, special-token template or sub-word model; empty when none."""
+    differences = []
+    if type(tokenizer) is not type(other):
+        differences.append(f"class {type(other).__name__}, not {type(tokenizer).__name__}")
+    vocabulary, other_vocabulary = tokenizer.get_vocab(), other.get_vocab()
+    if vocabulary != other_vocabulary:
+        changed = sorted({token for token, _ in vocabulary.items() ^ other_vocabulary.items()})
+        more = f" and {len(changed) - 1} more" if len(changed) > 1 else ""
+        differences.append(
+            f"vocabulary of {len(other_vocabulary)} tokens, not {len(vocabulary)} (differing: {changed[0]!r}{more})"
+        )
+    parts, other_parts = (json.loads(t.backend_tokenizer.to_str()) for t in (tokenizer, other))
+    differences += [name for key, name in ENCODING_PARTS.items() if parts[key] != other_parts[key]]
+    if vocabulary == other_vocabulary and parts["model"] != other_parts["model"]:
+        differences.append("sub-word model")
+    return differences

@@ -18,16 +18,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import TINY_ENCODER_SIZE, token_predictions, toy_recipe, write_conll
-from transformers import LongformerConfig, PreTrainedModel
+from transformers import BertConfig, BertForSequenceClassification, LongformerConfig, PreTrainedModel
 
 from mtl_nlp import MultiTaskModel, MultiTaskPipeline, train
 from mtl_nlp.config import DataConfig, load_recipe, recipe_from_dict
 from mtl_nlp.data.loading import load_splits
-from mtl_nlp.errors import DataError, InputError, ModelBuildError, ModelLoadError, RecipeError
+from mtl_nlp.errors import DataError, InputError, ModelBuildError, ModelLoadError, RecipeError, TrainingError
 from mtl_nlp.evaluation.saved_model import evaluate_file
 from mtl_nlp.modeling import MultiTaskConfig
 from mtl_nlp.tasks import InferenceInput, build_task
 from mtl_nlp.tokenization import load_tokenizer
+from mtl_nlp.training.finetune import load_run_recipe
 
 TROUBLESHOOTING = Path(__file__).resolve().parent.parent / "docs" / "troubleshooting.md"
 SENTIMENT_LABELS = ["negative", "positive"]
@@ -105,6 +106,40 @@ LORA = {"type": "lora", "r": 4, "alpha": 8.0, "dropout": 0.0, "target_modules": 
 
 def tiny_model(ctx: Context) -> MultiTaskModel:
     return MultiTaskModel.from_backbone(str(ctx.model_dir), TASK)
+
+
+def teacher(ctx: Context, tasks: dict = TASK, tokenizer: object = None) -> Path:
+    """A saved multi-task model with (untrained) heads for ``tasks`` and ``tokenizer`` (default: the student's)."""
+    directory = ctx.tmp / "teacher"
+    MultiTaskModel.from_backbone(str(ctx.model_dir), tasks).save_pretrained(directory)
+    (tokenizer or ctx.tokenizer).save_pretrained(directory)
+    return directory
+
+
+def stock_sentiment_teacher(ctx: Context) -> Path:
+    """A stock sequence classification checkpoint with the student's tokenizer."""
+    directory = ctx.tmp / "stock-teacher"
+    BertForSequenceClassification(BertConfig.from_pretrained(ctx.model_dir)).save_pretrained(directory)
+    ctx.tokenizer.save_pretrained(directory)
+    return directory
+
+
+def tokenizer_with_another_token(ctx: Context) -> object:
+    tokenizer = load_tokenizer(str(ctx.model_dir))
+    tokenizer.add_tokens(["siemens-ag"])
+    return tokenizer
+
+
+def distilled_run(ctx: Context, teacher_path: Path | str, **settings) -> Callable[[], object]:
+    """The call that trains an NER task (tags O, B-PER, I-PER) distilled from one teacher."""
+    data = {"train": str(conll(ctx, "train.conll", "B-PER", "I-PER", "O"))}
+    raw = {
+        "model": {"name_or_path": str(ctx.model_dir)},
+        "output_dir": str(ctx.tmp / "out"),
+        "tasks": {"ner": {"type": "token_classification", "data": data, **settings}},
+        "distillation": {"teachers": {"ner": [str(teacher_path)]}},
+    }
+    return lambda: train(recipe_from_dict(raw))
 
 
 ROWS = [
@@ -343,6 +378,32 @@ ROWS = [
         r"or more; set model\.sharing\.task_layers to 1 or more",
     ),
     Row(
+        "gradnorm-in-one-task-mode",
+        lambda ctx: recipe(ctx, MINIMAL_TASKS + "weighting: {method: gradnorm}\n"),
+        RecipeError,
+        r"recipe\.yaml: weighting\.method: gradnorm compares every task's gradient at each step, which one_task "
+        r"sampling does not have .*; set sampling\.mode: all_tasks",
+    ),
+    Row(
+        "gradnorm-with-a-frozen-encoder",
+        lambda ctx: (
+            lambda: train(
+                recipe_from_dict(
+                    toy_recipe(
+                        ctx.tmp,
+                        ctx.model_dir,
+                        model={"name_or_path": str(ctx.model_dir), "freeze_encoder": True},
+                        sampling={"mode": "all_tasks"},
+                        weighting={"method": "gradnorm"},
+                    )
+                )
+            )
+        ),
+        TrainingError,
+        r"weighting\.method: gradnorm balances the tasks' gradients at the last shared encoder layer, which does "
+        r"not train here \(model\.freeze_encoder\); unfreeze the encoder",
+    ),
+    Row(
         "crf-with-all-subtokens",
         lambda ctx: recipe(ctx, MINIMAL_TASKS + "    crf: true\n    label_all_subtokens: true\n"),
         RecipeError,
@@ -436,6 +497,80 @@ ROWS = [
         ModelLoadError,
         r"tiny-bert\d*/config\.json: not an mtl-nlp multi-task model \(it names no tasks\)\. Give the 'model' "
         r"directory of a training run",
+    ),
+    # The fine-tuning stage
+    Row(
+        "finetune-unknown-task",
+        lambda ctx: recipe(ctx, MINIMAL_TASKS + "finetune:\n  tasks: [pos]\n"),
+        RecipeError,
+        r"recipe\.yaml: finetune\.tasks: unknown task 'pos'; the recipe's tasks are ner\. Name tasks of the recipe, "
+        r"or null for every task",
+    ),
+    Row(
+        "finetune-a-cross-stitch-model",
+        lambda ctx: recipe(
+            ctx,
+            MINIMAL_TASKS
+            + "  pos:\n    type: token_classification\n    data: {train: train.conll}\n"
+            + "model:\n  sharing: {task_layers: 1, cross_stitch: true}\nfinetune: {}\n",
+        ),
+        RecipeError,
+        r"recipe\.yaml: finetune: model\.sharing\.cross_stitch mixes every task's layers, so a task cannot be taken "
+        r"out of the joint model to fine-tune alone; remove the finetune section or model\.sharing\.cross_stitch",
+    ),
+    Row(
+        "finetune-not-a-finished-run",
+        lambda ctx: lambda: load_run_recipe(ctx.tmp),
+        TrainingError,
+        r"test_bad_input.*: not the output directory of a finished training run \(it has no model and no "
+        r"recipe\.yaml\)\. Give the output_dir of a run that `mtl-nlp train` completed",
+    ),
+    # Distillation
+    Row(
+        "distillation-teacher-for-unknown-task",
+        lambda ctx: recipe(ctx, MINIMAL_TASKS + "distillation:\n  teachers: {pos: [runs/pos/model]}\n"),
+        RecipeError,
+        r"recipe\.yaml: distillation\.teachers\.pos: the recipe has no task 'pos' \(tasks: ner\)\. Name the task the "
+        r"teachers were trained for, or remove them",
+    ),
+    Row(
+        "distillation-task-without-soft-targets",
+        lambda ctx: distilled_run(ctx, "runs/ner/model", crf=True),
+        RecipeError,
+        r"distillation\.teachers\.ner: task 'ner' cannot learn from a teacher: a CRF head's emissions are not a "
+        r"distribution over tags .*; set tasks\.ner\.crf: false to distil this task\. Remove its teachers",
+    ),
+    Row(
+        "distillation-teacher-missing",
+        lambda ctx: distilled_run(ctx, ctx.tmp / "no-such-teacher"),
+        ModelLoadError,
+        r"distillation\.teachers\.ner\[0\] \(.*no-such-teacher\): no such directory\. Give the directory of a "
+        r"trained teacher",
+    ),
+    Row(
+        "distillation-teacher-of-another-kind",
+        lambda ctx: distilled_run(ctx, stock_sentiment_teacher(ctx)),
+        ModelLoadError,
+        r"distillation\.teachers\.ner\[0\] \(.*stock-teacher\): it is BertForSequenceClassification, which cannot "
+        r"teach task 'ner' \(token_classification\)\. Give an mtl-nlp model with a token_classification task or a "
+        r"stock AutoModelForTokenClassification checkpoint",
+    ),
+    Row(
+        "distillation-teacher-with-another-tokenizer",
+        lambda ctx: distilled_run(ctx, teacher(ctx, tokenizer=tokenizer_with_another_token(ctx))),
+        ModelLoadError,
+        r"distillation\.teachers\.ner\[0\] \(.*teacher\): the teacher's tokenizer differs from the student's "
+        r"\(vocabulary of \d+ tokens, not \d+ \(differing: 'siemens-ag'\)\)",
+    ),
+    Row(
+        "distillation-teacher-labels-differ",
+        lambda ctx: distilled_run(
+            ctx, teacher(ctx, {"ner": {"type": "token_classification", "id2label": ["O", "B-LOC", "I-LOC"]}})
+        ),
+        ModelLoadError,
+        r"distillation\.teachers\.ner\[0\] \(.*teacher\): its labels differ from those of task 'ner' \(position 1: "
+        r"'B-PER' here, 'B-LOC' in the teacher; position 2: 'I-PER' here, 'I-LOC' in the teacher\)\. Train the "
+        r"teacher on the task's labels",
     ),
 ]
 

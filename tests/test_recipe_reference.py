@@ -11,6 +11,8 @@ from mtl_nlp.cli import build_parser
 from mtl_nlp.config import (
     AdapterConfig,
     DataConfig,
+    DistillationConfig,
+    FinetuneConfig,
     ModelConfig,
     RecipeConfig,
     SamplingConfig,
@@ -37,6 +39,8 @@ def test_docs_recipe_reference_is_up_to_date():
         TrainingConfig,
         SamplingConfig,
         WeightingConfig,
+        FinetuneConfig,
+        DistillationConfig,
         DataConfig,
         AdapterConfig,
     ]

@@ -44,7 +44,12 @@ def code_fingerprint(function: Callable) -> str:
     return Hasher.hash(inspect.getsource(inspect.getmodule(function)))
 
 
-def map_cached(dataset: Dataset, function: Callable, **kwargs: Any) -> Dataset:
-    """``dataset.map(function, **kwargs)``, cached under a fingerprint that also covers ``function``'s code."""
-    fingerprint = Hasher.hash([dataset._fingerprint, code_fingerprint(function), kwargs])
+def map_cached(dataset: Dataset, function: Callable, cache_key: Any = None, **kwargs: Any) -> Dataset:
+    """``dataset.map(function, **kwargs)``, cached under a fingerprint that also covers ``function``'s code.
+
+    ``cache_key`` stands in for ``fn_kwargs`` in the fingerprint when they are too costly to hash or only known
+    once the function runs (models loaded on first use); it must then change whenever their result would.
+    """
+    key = kwargs if cache_key is None else {**kwargs, "fn_kwargs": cache_key}
+    fingerprint = Hasher.hash([dataset._fingerprint, code_fingerprint(function), key])
     return dataset.map(function, new_fingerprint=fingerprint, **kwargs)

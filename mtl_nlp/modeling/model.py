@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import torch
@@ -9,8 +10,9 @@ from torch import nn
 from transformers import AutoModel, PreTrainedModel
 from transformers.utils import ModelOutput
 
+from ..errors import ModelBuildError
 from ..paths import load_pretrained
-from .adapters import is_adapter_parameter
+from .adapters import is_adapter_parameter, merged_state_dict
 from .config import MultiTaskConfig
 from .heads import StockHead, build_head
 from .sharing import EncoderSharing
@@ -84,12 +86,41 @@ class MultiTaskModel(PreTrainedModel):
             setattr(view, name, self.encoder if name == view.base_model_prefix else module)
         return view.train(self.training)
 
+    def single_task(self, task: str) -> MultiTaskModel:
+        """A new model of ``task`` alone: the encoder, the task's head, and its own top layers, layer mix and
+        adapter where it has them, holding copies of this model's weights, so it gives the same outputs for the
+        task. The start of a fine-tuning run on one task; this model is left as it is.
+
+        A model with cross-stitch units cannot be split: each task's layers read every task's.
+        """
+        if self.sharing.stitch is not None:
+            raise ModelBuildError(
+                "model.sharing.cross_stitch: each task's layers mix in every other task's, so a task cannot be "
+                "taken out of this model alone."
+            )
+        self._check_tasks([task])
+        config = copy.deepcopy(self.config)
+        config.tasks = {task: config.tasks[task]}
+        model = type(self)(config)
+        weights = self.state_dict()
+        if self.sharing.adapter_tasks and task not in self.sharing.adapter_tasks:
+            # The task ran with every adapter switched off: the plain encoder holds its weights.
+            weights |= {f"encoder.{key}": value for key, value in merged_state_dict(self.encoder, None).items()}
+        model.load_state_dict({name: weights[name] for name in model.state_dict()})
+        return model.to(self.device)
+
     def freeze_encoder(self) -> None:
         """Keep the pretrained encoder's weights as they are (the shared layers and the task-specific copies of
         its layers); heads, mixing weights and adapters still train."""
         for name, parameter in [*self.encoder.named_parameters(), *self.sharing.towers.named_parameters()]:
             if not is_adapter_parameter(name):
                 parameter.requires_grad_(False)
+
+    def last_shared_parameters(self) -> list[nn.Parameter]:
+        """The trainable parameters of the top layer all tasks share, without per-task adapter weights (GradNorm
+        balances the tasks' gradients there)."""
+        layer = self.sharing.last_shared_layer(self.encoder)
+        return [p for name, p in layer.named_parameters() if p.requires_grad and not is_adapter_parameter(name)]
 
     def parameter_counts(self) -> tuple[int, int]:
         """How many parameters train, and how many there are."""

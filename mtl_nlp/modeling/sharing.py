@@ -36,18 +36,19 @@ tasks (Misra et al. initialise two tasks at 0.9/0.1): each row sums to 1, so the
 SHARING_KEYS = ("task_layers", "cross_stitch", "layer_attention")
 
 
-def layer_stack(encoder: PreTrainedModel) -> tuple[str, nn.Module, str]:
+def layer_stack(encoder: PreTrainedModel, *, cuttable: bool = True) -> tuple[str, nn.Module, str]:
     """The encoder's layer stack: the module path, the module, and the name of its list of layers.
 
-    It is the module holding a ``ModuleList`` of ``num_hidden_layers`` layers (``BertEncoder.layer`` …); a stack
-    with weights of its own besides the layers (DeBERTa's relative embeddings) cannot be cut into towers.
+    It is the module holding a ``ModuleList`` of ``num_hidden_layers`` layers (``BertEncoder.layer`` …). With
+    ``cuttable``, a stack with weights of its own besides the layers (DeBERTa's relative embeddings) is refused: it
+    cannot be cut into towers.
     """
     count = encoder.config.num_hidden_layers
     for path, module in encoder.named_modules():
         for name, child in module.named_children():
             if isinstance(child, nn.ModuleList) and len(child) == count:
                 own = sum(p.numel() for p in module.parameters()) - sum(p.numel() for p in child.parameters())
-                if own:
+                if own and cuttable:
                     break
                 return path, module, name
     raise ModelBuildError(
@@ -149,6 +150,15 @@ class EncoderSharing(nn.Module):
             for key, value in getattr(stack, self.stack_attribute)[0].state_dict().items():
                 state[f"{prefix}.{self.shared_layers + depth}.{key}"] = value
         return state
+
+    def last_shared_layer(self, encoder: PreTrainedModel) -> nn.Module:
+        """The top layer every task's input runs through (below the task-specific layers, when there are any)."""
+        if self.task_layers:
+            layers = getattr(encoder.get_submodule(self.stack_path), self.stack_attribute)
+        else:
+            _, stack, attribute = layer_stack(encoder, cuttable=False)
+            layers = getattr(stack, attribute)
+        return layers[-1]
 
     @property
     def hard(self) -> bool:

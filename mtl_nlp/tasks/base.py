@@ -27,6 +27,7 @@ from .inference import InferenceEncoding, InferenceInput, Prediction
 
 MAX_DEFAULT_LENGTH = 512
 HEADER_LINES = 1  # of .tsv and .csv files
+TEACHER_COLUMN = "teacher_probabilities"  # a distilled task's soft targets (mtl_nlp.training.distillation)
 
 logger = logging.getLogger(__name__)
 
@@ -182,6 +183,27 @@ class Task(ABC):
         present = self.encoded[next(iter(self.encoded))].column_names
         names = [*self.tokenizer.model_input_names, *self.target_columns]
         return [name for name in names if name in present]
+
+    def training_columns(self) -> list[str]:
+        """Encoded columns a training batch reads: the model's, and the teachers' soft targets when present."""
+        distilled = TEACHER_COLUMN in self.encoded["train"].column_names
+        return [*self.model_columns(), *([TEACHER_COLUMN] if distilled else [])]
+
+    def distillation_refusal(self) -> str | None:
+        """Why this task cannot learn from a teacher's probabilities (None: it can, see :meth:`distillation_units`)."""
+        return f"its task type {self.type_name!r} defines no soft targets (Task.distillation_units)"
+
+    def teacher_labels(self) -> list[str] | None:
+        """The label names, in order, that a teacher's outputs must have (None: its outputs are not labels)."""
+        return self.labels
+
+    def distillation_units(
+        self, output: ModelOutput, batch: dict[str, torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The logits of the units that carry a target, as distributions to distil: ``logits`` of shape (batch,
+        units, classes), padded, and a same-shaped mask of the real units' classes. Teacher and student alike are
+        read through it; each real unit is one softmax distribution over its masked-in classes."""
+        raise NotImplementedError(self.distillation_refusal())
 
     def collator(self, pad_to_multiple_of: int | None = None) -> PaddingCollator:
         """The padding collator for this task's encoded columns."""

@@ -376,6 +376,19 @@ class QuestionAnsweringTask(Task):
             desc=f"Tokenizing {self.name} into windows",
         )
 
+    def distillation_refusal(self) -> str | None:
+        return None
+
+    def teacher_labels(self) -> list[str] | None:
+        return None  # the outputs are positions; a stock checkpoint's two output names are arbitrary
+
+    def distillation_units(
+        self, output: ModelOutput, batch: dict[str, torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Two units per window, the start and the end, each a distribution over the window's (unpadded) tokens."""
+        logits = torch.stack([output.start_logits, output.end_logits], dim=1)
+        return logits, batch["attention_mask"].bool().unsqueeze(1).expand_as(logits)
+
     def batch_predictions(self, output: ModelOutput, batch: dict[str, torch.Tensor]) -> list[np.ndarray]:
         """Per window, its start and end logits over its real (unpadded) tokens: an array of shape (2, tokens)."""
         logits = torch.stack([output.start_logits, output.end_logits], dim=1).float().cpu().numpy()

@@ -91,6 +91,23 @@ class SequenceClassificationTask(Task):
     def head_description(self) -> dict[str, Any]:
         return {**super().head_description(), "problem_type": self.config.problem_type}
 
+    def distillation_refusal(self) -> str | None:
+        if self.config.problem_type == REGRESSION:
+            return "a regression head predicts a score, not a distribution over labels, so it has no soft targets"
+        return None
+
+    def distillation_units(
+        self, output: ModelOutput, batch: dict[str, torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """One unit per example over the labels (softmax); multi-label: one unit per label, over (off, on), whose
+        softmax of (0, logit / T) is the label's sigmoid."""
+        logits = output.logits
+        if self.config.problem_type == MULTI:
+            units = torch.stack([torch.zeros_like(logits), logits], dim=2)
+        else:
+            units = logits.unsqueeze(1)
+        return units, torch.ones_like(units, dtype=torch.bool)
+
     def check(self, raw: DatasetDict) -> DatasetDict:
         texts = [self.config.text_column] + ([self.config.text_pair_column] if self.config.text_pair_column else [])
         for split, dataset in raw.items():

@@ -190,6 +190,23 @@ class TokenClassificationTask(Task):
             return super().head_description()
         return {**super().head_description(), "kind": CRF_KIND, "scheme": self.scoring_scheme}
 
+    def distillation_refusal(self) -> str | None:
+        if self.config.crf:
+            return (
+                "a CRF head's emissions are not a distribution over tags (the CRF scores whole tag sequences); "
+                f"set tasks.{self.name}.crf: false to distil this task"
+            )
+        return None
+
+    def distillation_units(
+        self, output: ModelOutput, batch: dict[str, torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """One unit per sub-token that carries a label (each word's first; every one with ``label_all_subtokens``),
+        packed to the left in order; its classes are the tags."""
+        logits, counts, _ = pack_words(output.logits, batch["labels"] != -100)
+        units = torch.arange(logits.shape[1], device=logits.device) < counts.unsqueeze(1)
+        return logits, units.unsqueeze(2).expand_as(logits)
+
     @property
     def tags_column(self) -> str:
         """The name of the tag column (an index resolves against the CoNLL column names)."""

@@ -22,6 +22,7 @@ from ..tasks import Task, TaskEvaluation
 from .accelerator import build_accelerator
 from .callbacks import CallbackList, ProgressBar, TrainerCallback
 from .checkpoint import CheckpointDirectory, atomic_directory
+from .distillation import StudentLoss
 from .gradients import combined_backward, gradient_aggregator
 from .history import TrainingHistory
 from .optimization import build_optimizer, build_scheduler, resolve_learning_rate
@@ -38,7 +39,7 @@ class MultiTaskBatches(Dataset):
 
     def __init__(self, tasks: dict[str, Task], pad_to_multiple_of: int | None = None) -> None:
         self.columns = {
-            name: task.encoded["train"].select_columns(task.model_columns()) for name, task in tasks.items()
+            name: task.encoded["train"].select_columns(task.training_columns()) for name, task in tasks.items()
         }
         self.collators = {name: task.collator(pad_to_multiple_of) for name, task in tasks.items()}
 
@@ -94,9 +95,19 @@ class MultiTaskTrainer:
         weighting = build_weighting(
             recipe.weighting, {name: task.config.loss_weight for name, task in tasks.items()}
         ).to(device)
+        if weighting.needs_shared_gradients:
+            shared = model.last_shared_parameters()
+            if not shared:
+                raise TrainingError(
+                    f"weighting.method: {recipe.weighting.method} balances the tasks' gradients at the last shared "
+                    "encoder layer, which does not train here (model.freeze_encoder); unfreeze the encoder or use "
+                    "another weighting method."
+                )
+            weighting.watch(shared)
         self.aggregator = gradient_aggregator(
             recipe.weighting, self.accelerator.num_processes, training.mixed_precision
         )
+        self.student_loss = StudentLoss(recipe.distillation, tasks, self.total_steps)
         self.learning_rate = resolve_learning_rate(training, model.encoder.config)
         optimizer = build_optimizer(model, training, self.learning_rate, device, weighting.parameters())
         scheduler = build_scheduler(training, optimizer, self.total_steps)
@@ -211,6 +222,7 @@ class MultiTaskTrainer:
                     accelerator.clip_grad_norm_(self.model.parameters(), training.max_grad_norm)
                 self.optimizer.step()
                 self.optimizer.zero_grad(set_to_none=True)
+                state.weighting.end_step(lambda tensor: accelerator.reduce(tensor, reduction="mean"))
             state.consecutive_skipped = 0
             if accelerator.optimizer_step_was_skipped:
                 state.skipped_steps += 1
@@ -252,7 +264,7 @@ class MultiTaskTrainer:
         losses = {}
         for _ in range(self.sampler.batches_per_step):
             task, batch = next(batches)
-            loss = self.model(task=task, **batch).loss
+            loss = self.student_loss(self.model, task, batch, state.step)
             index = self.task_names.index(task)
             seen = self.window_nonfinite >= 0
             self.window_nonfinite = torch.where(seen | torch.isfinite(loss.detach()), self.window_nonfinite, index)
@@ -286,6 +298,7 @@ class MultiTaskTrainer:
 
     def _skip_step(self, where: str) -> None:
         state = self.state
+        state.weighting.discard_step()
         state.skipped_steps += 1
         state.consecutive_skipped += 1
         logger.warning("Step %d: non-finite loss (%s); the update is skipped", state.step + 1, where)
