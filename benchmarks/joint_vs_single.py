@@ -9,10 +9,17 @@ command line; it is scored on the full dev sets (entity F1, accuracy). Contender
 - ``single``: each task alone for S steps (``--steps-per-task``);
 - ``joint``: both tasks for 2·S steps with ``round_robin`` sampling, so each task gets exactly the S steps its
   single run had (the honest protocol: equal steps per task);
+- ``finetune``: the fine-tuning stage after ``joint`` (``mtl-nlp finetune`` on the joint run): each task alone for
+  F more steps (``--finetune-steps``) from the joint weights, with the stage's defaults (fresh AdamW, 10 % warm-up,
+  ``learning_rate: auto``);
+- ``distilled``: the ``joint`` recipe whose tasks also learn from teachers — each task's single-task models of the
+  first two seeds, averaged — with the ``distillation`` section's defaults (T = 2, alpha 0.5); compared with the mean
+  of its teachers' scores as well;
 - ``total_steps``: both tasks for S steps in all, sampled in proportion to their sizes, so each task gets only its
   share of a single run's steps (the equal-total-steps comparison, reported apart).
 
-Runs go seed by seed; each one's figures are appended to ``OUTPUT_DIR/results.jsonl`` as it ends and a run already
+Runs go seed by seed (``single``, ``joint`` and ``finetune`` first, then the students, whose teachers must exist,
+then ``total_steps``); each one's figures are appended to ``OUTPUT_DIR/results.jsonl`` as it ends and a run already
 there is not repeated, so an interrupted benchmark continues. Prints the tables: mean ± sample standard deviation
 over seeds, and the paired difference joint − single (same seed), whose spread says whether it exceeds the noise.
 """
@@ -20,6 +27,7 @@ over seeds, and the paired difference joint − single (same seed), whose spread
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import time
 from pathlib import Path
@@ -29,10 +37,14 @@ from measure import REPOSITORY, ResultLog, markdown_table, mean_and_spread
 
 from mtl_nlp import train
 from mtl_nlp.config import apply_overrides, recipe_from_dict
+from mtl_nlp.training.finetune import finetune, load_run_recipe
 
 RECIPE = REPOSITORY / "recipes" / "ner_sentiment_recommended.yaml"
 TASKS = {"ner": "NER dev F1", "sentiment": "SST-2 dev accuracy"}
-CONTENDERS = ("single", "joint", "total_steps")
+# Contenders in the order they run: a phase for every seed before the next phase.
+PHASES = (("single", "joint", "finetune"), ("distilled",), ("total_steps",))
+CONTENDERS = [contender for phase in PHASES for contender in phase]
+TEACHER_SEEDS = 2
 
 
 def build_recipe(args: argparse.Namespace, tasks: list[str], steps: int, run_dir: Path, extra: list[str]):
@@ -59,13 +71,45 @@ def timed_train(recipe) -> tuple[dict[str, float], float]:
     return {e.task: round(e.headline_value, 4) for e in result.evaluations if e.split == "validation"}, seconds
 
 
+def teacher_seeds(args: argparse.Namespace) -> list[int]:
+    return args.seeds[:TEACHER_SEEDS]
+
+
 def run_contender(args: argparse.Namespace, contender: str, log: ResultLog) -> None:
     """Train one contender at ``args.seed``, recording each of its runs."""
     steps, root = args.steps_per_task, Path(args.output_dir) / str(args.seed)
+    if contender == "finetune":
+        if log.find(run="finetune", seed=args.seed) is None:
+            start = time.perf_counter()
+            results = finetune(load_run_recipe(root / "joint", [f"finetune.max_steps={args.finetune_steps}"]))
+            scores = {
+                task: round(e.headline_value, 4)
+                for task, result in results.items()
+                for e in result.evaluations
+                if e.split == "validation"
+            }
+            seconds = round(time.perf_counter() - start, 1)
+            log.add(
+                {
+                    "run": "finetune",
+                    "seed": args.seed,
+                    "steps": args.finetune_steps,
+                    "scores": scores,
+                    "seconds": seconds,
+                }
+            )
+        return
     if contender == "single":
         runs = [(f"single_{task}", [task], steps, ["sampling.strategy=round_robin"]) for task in TASKS]
     elif contender == "joint":
         runs = [("joint", list(TASKS), steps * len(TASKS), ["sampling.strategy=round_robin"])]
+    elif contender == "distilled":
+        teachers = {
+            task: [str(Path(args.output_dir) / str(seed) / f"single_{task}" / "model") for seed in teacher_seeds(args)]
+            for task in TASKS
+        }
+        extra = ["sampling.strategy=round_robin", f"distillation={json.dumps({'teachers': teachers})}"]
+        runs = [("distilled", list(TASKS), steps * len(TASKS), extra)]
     else:
         runs = [("total_steps", list(TASKS), steps, ["sampling.strategy=proportional"])]
     for name, tasks, run_steps, extra in runs:
@@ -84,15 +128,17 @@ def comparison_table(log: ResultLog, runs: list[str]) -> str:
     rows = []
     for run in runs:
         row = [run]
-        seconds = [r["seconds"] for r in log.records if r["run"] == run]
+        per_seed: dict[int, float] = {}
+        for r in log.records:
+            if r["run"] == run or (run == "single" and r["run"].startswith("single_")):
+                per_seed[r["seed"]] = per_seed.get(r["seed"], 0.0) + r["seconds"]
+        seconds = list(per_seed.values())
         for task in TASKS:
             single = scores_by_seed(log, f"single_{task}", task)
             own = scores_by_seed(log, run if run != "single" else f"single_{task}", task)
             differences = [score - single[seed] for seed, score in own.items() if seed in single]
             row.append(mean_and_spread(list(own.values())))
             row.append(mean_and_spread(differences) if run != "single" else None)
-        if run == "single":
-            seconds = [r["seconds"] for r in log.records if r["run"].startswith("single_")]
         row.append(f"{sum(seconds) / len(seconds):.0f}" if seconds else None)
         rows.append(row)
     columns = ["run"]
@@ -101,10 +147,30 @@ def comparison_table(log: ResultLog, runs: list[str]) -> str:
     return markdown_table([*columns, "wall s per seed (single: both runs)"], rows)
 
 
-def report(log: ResultLog, steps: int) -> str:
+def teacher_table(log: ResultLog, seeds: list[int]) -> str:
+    """The distilled students against the mean score of their teachers."""
+    rows = []
+    for task, title in TASKS.items():
+        single = scores_by_seed(log, f"single_{task}", task)
+        teachers = [single[seed] for seed in seeds if seed in single]
+        students = list(scores_by_seed(log, "distilled", task).values())
+        if not teachers or not students:
+            continue
+        mean = sum(teachers) / len(teachers)
+        difference = [score - mean for score in students]
+        rows.append([title, mean_and_spread(teachers), mean_and_spread(students), mean_and_spread(difference)])
+    columns = ["task", "teachers (single-task)", "distilled student", "student − teachers' mean"]
+    return markdown_table(columns, rows)
+
+
+def report(log: ResultLog, args: argparse.Namespace) -> str:
+    steps = args.steps_per_task
     return (
-        f"Equal steps per task ({steps} per task; the joint run has {steps * len(TASKS)} in all)\n\n"
-        f"{comparison_table(log, ['single', 'joint'])}\n\n"
+        f"Equal steps per task ({steps} per task; the joint run has {steps * len(TASKS)} in all; the fine-tuning "
+        f"stage adds {args.finetune_steps} per task)\n\n"
+        f"{comparison_table(log, ['single', 'joint', 'finetune', 'distilled'])}\n\n"
+        f"Distilled students against their teachers (seeds {', '.join(map(str, teacher_seeds(args)))})\n\n"
+        f"{teacher_table(log, teacher_seeds(args))}\n\n"
         f"Equal total steps ({steps} in all; the joint run gives each task its proportional share)\n\n"
         f"{comparison_table(log, ['single', 'total_steps'])}"
     )
@@ -114,6 +180,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", default="../shared/data", help="Folder with conll2003/ and sst2/.")
     parser.add_argument("--steps-per-task", type=int, default=400, help="S: optimizer steps of each single run.")
+    parser.add_argument("--finetune-steps", type=int, default=100, help="F: steps of each task's fine-tuning run.")
     parser.add_argument("--seeds", nargs="+", type=int, default=[42, 1, 2])
     parser.add_argument("--contenders", nargs="+", choices=CONTENDERS, default=list(CONTENDERS))
     parser.add_argument("--output-dir", default="runs/benchmarks/joint_vs_single")
@@ -122,11 +189,13 @@ def main() -> None:
     os.environ["MTL_NLP_DATA"] = str(Path(args.data_dir).resolve())
     log = ResultLog(Path(args.output_dir) / "results.jsonl")
     if not args.report_only:
-        for seed in args.seeds:
-            args.seed = seed
-            for contender in args.contenders:
-                run_contender(args, contender, log)
-    print(report(log, args.steps_per_task))
+        for phase in PHASES:
+            for seed in args.seeds:
+                args.seed = seed
+                for contender in phase:
+                    if contender in args.contenders:
+                        run_contender(args, contender, log)
+    print(report(log, args))
 
 
 if __name__ == "__main__":
