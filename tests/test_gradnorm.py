@@ -1,4 +1,5 @@
-"""GradNorm: the update rule on a hand-made example, balancing a loss 100× larger than another, exact resume."""
+"""GradNorm: the update rule on a hand-made example, balancing a loss 100× larger than another, exact resume, and
+the same updates in two data-parallel processes."""
 
 from __future__ import annotations
 
@@ -6,12 +7,16 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from conftest import toy_recipe
+from safetensors.torch import load_file
 from test_checkpoint import assert_same_weights, crash_while_checkpointing
+from test_distributed import PER_DEVICE_BATCH, run_two_processes, write_recipe
 
 from mtl_nlp import recipe_from_dict, train
 from mtl_nlp.config import WeightingConfig
 from mtl_nlp.training.callbacks import TrainerCallback
+from mtl_nlp.training.checkpoint import CheckpointDirectory
 from mtl_nlp.training.history import read_history
 from mtl_nlp.training.weighting import GradNorm, build_weighting
 
@@ -109,3 +114,19 @@ def test_gradnorm_resumes_exactly(tmp_path, tiny_model_dir, monkeypatch):
     logged = [read_history(Path(run) / "metrics.jsonl") for run in (tmp_path / "a" / "out", tmp_path / "b" / "out")]
     assert logged[0] == logged[1]
     assert any(r.get("loss_weights", {}).get("scaled", 100.0) != 100.0 for r in logged[0])
+
+
+def test_two_processes_make_the_same_gradnorm_updates(tmp_path, tiny_model_dir):
+    path = write_recipe(tmp_path, tiny_model_dir, PER_DEVICE_BATCH)
+    raw = yaml.safe_load(path.read_text())
+    raw["sampling"] = {"mode": "all_tasks"}
+    raw["weighting"] = {"method": "gradnorm", "gradnorm_learning_rate": 0.2}
+    path.write_text(yaml.safe_dump(raw))
+    rank0, rank1 = run_two_processes(path, tmp_path / "records")
+    assert rank0["digests"] == rank1["digests"]
+    # Each rank saves its own weighting state: the per-task gradients were averaged before their norms were taken.
+    (checkpoint,) = CheckpointDirectory(Path(raw["output_dir"]) / "checkpoints", keep=1).completed()[-1:]
+    states = [load_file(checkpoint / f"trainer_state_{rank}.safetensors") for rank in (0, 1)]
+    assert torch.equal(states[0]["weighting.lambdas"], states[1]["weighting.lambdas"])
+    assert torch.equal(states[0]["weighting.gradient_norms"], states[1]["weighting.gradient_norms"])
+    assert not torch.equal(states[0]["weighting.lambdas"], torch.ones(2, dtype=torch.float64))
