@@ -60,6 +60,12 @@ def build_recipe(args: argparse.Namespace, tasks: list[str], steps: int, run_dir
         "training.eval_every_steps=0",
         *extra,
     ]
+    sizes = {"ner": args.ner_train_size, "sentiment": args.sst2_train_size}
+    for task in tasks:
+        if sizes[task] is not None:
+            overrides.append(f"tasks.{task}.data.max_train_examples={sizes[task]}")
+        if args.dev_size is not None:
+            overrides.append(f"tasks.{task}.data.max_eval_examples={args.dev_size}")
     return recipe_from_dict(apply_overrides(raw, overrides))
 
 
@@ -182,6 +188,9 @@ def main() -> None:
     parser.add_argument("--steps-per-task", type=int, default=400, help="S: optimizer steps of each single run.")
     parser.add_argument("--finetune-steps", type=int, default=100, help="F: steps of each task's fine-tuning run.")
     parser.add_argument("--seeds", nargs="+", type=int, default=[42, 1, 2])
+    parser.add_argument("--ner-train-size", type=int, default=None, help="First N CoNLL-2003 sentences (all).")
+    parser.add_argument("--sst2-train-size", type=int, default=None, help="First N SST-2 rows (the recipe's 20,000).")
+    parser.add_argument("--dev-size", type=int, default=None, help="First N rows of each dev set (all).")
     parser.add_argument("--contenders", nargs="+", choices=CONTENDERS, default=list(CONTENDERS))
     parser.add_argument("--output-dir", default="runs/benchmarks/joint_vs_single")
     parser.add_argument("--report-only", action="store_true", help="Print the tables of the runs done so far.")
