@@ -9,14 +9,16 @@ command line; it is scored on the full dev sets (entity F1, accuracy). Contender
 - ``single``: each task alone for S steps (``--steps-per-task``);
 - ``joint``: both tasks for 2·S steps with ``round_robin`` sampling, so each task gets exactly the S steps its
   single run had (the honest protocol: equal steps per task);
-- ``finetune``: the fine-tuning stage after ``joint`` (``mtl-nlp finetune`` on the joint run): each task alone for
-  F more steps (``--finetune-steps``) from the joint weights, with the stage's defaults (fresh AdamW, 10 % warm-up,
-  ``learning_rate: auto``);
+- ``finetune``: the recipe's fine-tuning stage after ``joint`` (``mtl-nlp finetune`` on the joint run): each task
+  alone for F more steps (``--finetune-steps``) from the joint weights, with a fresh AdamW, warm-up and the
+  ``finetune`` section's learning rate;
 - ``distilled``: the ``joint`` recipe whose tasks also learn from teachers — each task's single-task models of the
   first two seeds, averaged — with the ``distillation`` section's defaults (T = 2, alpha 0.5); compared with the mean
   of its teachers' scores as well;
 - ``total_steps``: both tasks for S steps in all, sampled in proportion to their sizes, so each task gets only its
   share of a single run's steps (the equal-total-steps comparison, reported apart).
+
+(``finetune_auto``, when the results hold it, is the stage at its default learning rate, ``auto``.)
 
 Runs go seed by seed (``single``, ``joint`` and ``finetune`` first, then the students, whose teachers must exist,
 then ``total_steps``); each one's figures are appended to ``OUTPUT_DIR/results.jsonl`` as it ends and a run already
@@ -51,7 +53,7 @@ def build_recipe(args: argparse.Namespace, tasks: list[str], steps: int, run_dir
     """The recommended recipe keeping ``tasks``, for ``steps`` optimizer steps, writing to ``run_dir``."""
     raw = yaml.safe_load(RECIPE.read_text(encoding="utf-8"))
     raw["tasks"] = {name: raw["tasks"][name] for name in tasks}
-    raw.pop("finetune", None)  # the fine-tuning stage is a contender of its own
+    del raw["finetune"]  # the fine-tuning stage is a contender of its own
     overrides = [
         f"output_dir={run_dir}",
         f"training.max_steps={steps}",
@@ -87,7 +89,8 @@ def run_contender(args: argparse.Namespace, contender: str, log: ResultLog) -> N
     if contender == "finetune":
         if log.find(run="finetune", seed=args.seed) is None:
             start = time.perf_counter()
-            results = finetune(load_run_recipe(root / "joint", [f"finetune.max_steps={args.finetune_steps}"]))
+            stage = yaml.safe_load(RECIPE.read_text(encoding="utf-8"))["finetune"] | {"max_steps": args.finetune_steps}
+            results = finetune(load_run_recipe(root / "joint", [f"finetune={json.dumps(stage)}"]))
             scores = {
                 task: round(e.headline_value, 4)
                 for task, result in results.items()
@@ -133,6 +136,8 @@ def comparison_table(log: ResultLog, runs: list[str]) -> str:
     """Per run: each task's dev score (mean ± sd) and the paired difference to the single-task runs."""
     rows = []
     for run in runs:
+        if run != "single" and log.find(run=run) is None:
+            continue
         row = [run]
         per_seed: dict[int, float] = {}
         for r in log.records:
@@ -174,7 +179,7 @@ def report(log: ResultLog, args: argparse.Namespace) -> str:
     return (
         f"Equal steps per task ({steps} per task; the joint run has {steps * len(TASKS)} in all; the fine-tuning "
         f"stage adds {args.finetune_steps} per task)\n\n"
-        f"{comparison_table(log, ['single', 'joint', 'finetune', 'distilled'])}\n\n"
+        f"{comparison_table(log, ['single', 'joint', 'finetune', 'finetune_auto', 'distilled'])}\n\n"
         f"Distilled students against their teachers (seeds {', '.join(map(str, teacher_seeds(args)))})\n\n"
         f"{teacher_table(log, teacher_seeds(args))}\n\n"
         f"Equal total steps ({steps} in all; the joint run gives each task its proportional share)\n\n"
