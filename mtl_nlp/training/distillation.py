@@ -166,10 +166,12 @@ def _stock_auto_class(config: PretrainedConfig, student: dict[str, Any]) -> str 
     if student.get("kind") != STOCK_KIND or not name:
         return None
     try:
-        expected = stock_auto_class(name)._model_mapping[type(config)]
-    except KeyError:
+        # Built on the meta device: only the class the auto class picks for this backbone matters.
+        with torch.device("meta"):
+            expected = type(stock_auto_class(name).from_config(config)).__name__
+    except ValueError:  # the auto class has no model for this backbone
         return None
-    return name if expected.__name__ in (config.architectures or []) else None
+    return name if expected in (config.architectures or []) else None
 
 
 def _check_labels(task: Task, teacher: Teacher) -> None:
