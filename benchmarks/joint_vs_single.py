@@ -18,7 +18,7 @@ command line; it is scored on the full dev sets (entity F1, accuracy). Contender
 - ``total_steps``: both tasks for S steps in all, sampled in proportion to their sizes, so each task gets only its
   share of a single run's steps (the equal-total-steps comparison, reported apart).
 
-(``finetune_auto``, when the results hold it, is the stage at its default learning rate, ``auto``.)
+(``finetune_2e-4``, when the results hold it, is the stage at the joint run's own rate, 2e-4.)
 
 Runs go seed by seed (``single``, ``joint`` and ``finetune`` first, then the students, whose teachers must exist,
 then ``total_steps``); each one's figures are appended to ``OUTPUT_DIR/results.jsonl`` as it ends and a run already
@@ -179,7 +179,7 @@ def report(log: ResultLog, args: argparse.Namespace) -> str:
     return (
         f"Equal steps per task ({steps} per task; the joint run has {steps * len(TASKS)} in all; the fine-tuning "
         f"stage adds {args.finetune_steps} per task)\n\n"
-        f"{comparison_table(log, ['single', 'joint', 'finetune', 'finetune_auto', 'distilled'])}\n\n"
+        f"{comparison_table(log, ['single', 'joint', 'finetune', 'finetune_2e-4', 'distilled'])}\n\n"
         f"Distilled students against their teachers (seeds {', '.join(map(str, teacher_seeds(args)))})\n\n"
         f"{teacher_table(log, teacher_seeds(args))}\n\n"
         f"Equal total steps ({steps} in all; the joint run gives each task its proportional share)\n\n"

@@ -341,8 +341,8 @@ class FinetuneConfig:
         "Optimizer steps per task; overrides epochs (null: train by epochs).", default=None, minimum=1
     )
     learning_rate: float | Literal["auto"] = option(
-        "Peak learning rate of each task's AdamW; 'auto' picks it from the backbone's hidden size as "
-        "training.learning_rate does.",
+        "Peak learning rate of each task's AdamW; 'auto' is a quarter of the joint run's (training.learning_rate, "
+        "resolved): the stage continues from weights that are already fine-tuned.",
         default="auto",
         minimum=0,
         exclusive_minimum=True,

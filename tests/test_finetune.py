@@ -176,7 +176,7 @@ def test_the_command_uses_the_defaults_for_a_run_without_a_finetune_section(join
     assert yaml.safe_load((moved / "recipe.yaml").read_text())["finetune"] is None
     assert main(["finetune", str(moved), "finetune.tasks=[sentiment]", "finetune.max_steps=2"]) == 0
     recipe = yaml.safe_load((moved / "finetuned" / "sentiment" / "recipe.yaml").read_text())
-    assert recipe["training"]["learning_rate"] == 2e-4  # auto, for the tiny model's hidden size; the joint run had 2e-3
+    assert recipe["training"]["learning_rate"] == 2e-3 / 4  # auto: a quarter of the joint run's 2e-3
 
 
 def test_the_command_refuses_bad_input_with_one_line(joint_run, tmp_path, capsys):

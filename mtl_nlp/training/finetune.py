@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from accelerate.utils import set_seed
+from transformers import PretrainedConfig
 
 from ..config import RecipeConfig, load_recipe, recipe_from_dict
 from ..errors import TrainingError
@@ -25,6 +26,7 @@ from ..evaluation.reports import read_eval_results
 from ..modeling.saved import load_saved_model
 from .accelerator import build_accelerator
 from .callbacks import TrainerCallback
+from .optimization import resolve_learning_rate
 from .stage import RECIPE_FILE, TrainingResult, prepare_tasks, train_stage
 from .tracking import check_trackers
 
@@ -34,9 +36,21 @@ FINETUNED_FOLDER = "finetuned"
 SUMMARY_NAME = "finetune_summary"
 
 
-def stage_recipe(recipe: RecipeConfig, task: str) -> RecipeConfig:
+# ``finetune.learning_rate: auto`` is this fraction of the joint run's peak rate: the stage starts from weights that
+# are already fine-tuned. benchmarks/joint_vs_single.py measured a quarter against the backbone's own rate.
+AUTO_FRACTION_OF_JOINT_RATE = 0.25
+
+
+def stage_learning_rate(recipe: RecipeConfig, encoder_config: PretrainedConfig) -> float:
+    """The stage's peak learning rate: ``finetune.learning_rate``, or with ``auto`` a quarter of the joint run's."""
+    if recipe.finetune.learning_rate != "auto":
+        return recipe.finetune.learning_rate
+    return AUTO_FRACTION_OF_JOINT_RATE * resolve_learning_rate(recipe.training, encoder_config)
+
+
+def stage_recipe(recipe: RecipeConfig, task: str, learning_rate: float) -> RecipeConfig:
     """The recipe of ``task``'s fine-tuning run: the task alone (its loss and selection weights at 1), the model
-    and training settings of ``recipe`` with the ``finetune`` section's schedule and learning rate, and
+    and training settings of ``recipe`` with the ``finetune`` section's schedule, peak ``learning_rate``, and
     ``output_dir/finetuned/<task>`` as its output directory. Sections that shape joint training (sampling but for
     ``group_by_length``, loss weighting, …) take their defaults."""
     stage, joint = recipe.finetune, recipe.to_dict()
@@ -44,7 +58,7 @@ def stage_recipe(recipe: RecipeConfig, task: str) -> RecipeConfig:
     training = joint["training"] | {
         "epochs": stage.epochs,
         "max_steps": stage.max_steps,
-        "learning_rate": stage.learning_rate,
+        "learning_rate": learning_rate,
         "warmup_ratio": stage.warmup_ratio,
         "run_name": f"{run_name}-finetune-{task}",
     }
@@ -70,7 +84,8 @@ def finetune(recipe: RecipeConfig, callbacks: Sequence[TrainerCallback] = ()) ->
     check_trackers(recipe.training.report_to)
     accelerator = build_accelerator(recipe.training)
     joint, tokenizer = load_saved_model(output_dir / "model")
-    recipes = {task: stage_recipe(recipe, task) for task in recipe.finetune.tasks or recipe.tasks}
+    learning_rate = stage_learning_rate(recipe, joint.encoder.config)
+    recipes = {task: stage_recipe(recipe, task, learning_rate) for task in recipe.finetune.tasks or recipe.tasks}
     with accelerator.main_process_first():
         prepared = {task: prepare_tasks(task_recipe, tokenizer) for task, task_recipe in recipes.items()}
     for task, tasks in prepared.items():
