@@ -78,6 +78,14 @@ def _train_tokenizer(directory: Path) -> BertTokenizerFast:
 
 # The size of every tiny random encoder the tests build: 2 layers, hidden 32.
 TINY_ENCODER_SIZE = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64}
+TINY_ENCODER_SEED = int(os.environ.get("MTL_NLP_TEST_ENCODER_SEED", "0"))
+
+
+def _save_random_encoder(model_class, config, directory: Path) -> None:
+    """Save a random encoder whose weights depend on TINY_ENCODER_SEED only, not on which tests ran before."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(TINY_ENCODER_SEED)
+        model_class(config).save_pretrained(directory)
 
 
 @pytest.fixture(scope="session")
@@ -90,7 +98,7 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         **TINY_ENCODER_SIZE,
         max_position_embeddings=128,
     )
-    BertModel(config).save_pretrained(directory)
+    _save_random_encoder(BertModel, config, directory)
     return directory
 
 
@@ -118,7 +126,7 @@ def tiny_roberta_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
     )
-    RobertaModel(config).save_pretrained(directory)
+    _save_random_encoder(RobertaModel, config, directory)
     return directory
 
 
@@ -132,7 +140,7 @@ def tiny_distilbert_dir(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathF
     config = DistilBertConfig(
         vocab_size=len(tokenizer), dim=32, n_layers=2, n_heads=2, hidden_dim=64, pad_token_id=tokenizer.pad_token_id
     )
-    DistilBertModel(config).save_pretrained(directory)
+    _save_random_encoder(DistilBertModel, config, directory)
     return directory
 
 
