@@ -6,6 +6,7 @@ from __future__ import annotations
 import inspect
 import json
 
+from datasets.fingerprint import Hasher
 from tokenizers import pre_tokenizers
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
@@ -71,3 +72,24 @@ def tokenizer_differences(tokenizer: PreTrainedTokenizerBase, other: PreTrainedT
     if vocabulary == other_vocabulary and parts["model"] != other_parts["model"]:
         differences.append("sub-word model")
     return differences
+
+
+def encoding_fingerprint(tokenizer: PreTrainedTokenizerBase) -> str:
+    """A hash of everything that decides how ``tokenizer`` encodes a text: its class, its ``tokenizers`` pipeline
+    (vocabulary, added tokens, normalizer, pre-tokenizer, model, template), its special tokens, the sides it
+    truncates and pads on and the inputs it returns. Not where it was loaded from: the same tokenizer saved with a
+    model and loaded from there has the same fingerprint, so data it encoded is found in the ``datasets`` cache."""
+    pipeline = json.loads(tokenizer.backend_tokenizer.to_str())
+    # Truncation and padding are left there by the last call (each call sets its own): not part of the pipeline.
+    pipeline.pop("truncation", None)
+    pipeline.pop("padding", None)
+    return Hasher.hash(
+        [
+            type(tokenizer).__qualname__,
+            pipeline,
+            tokenizer.special_tokens_map,
+            tokenizer.truncation_side,
+            tokenizer.padding_side,
+            tokenizer.model_input_names,
+        ]
+    )

@@ -5,10 +5,12 @@ from __future__ import annotations
 import shutil
 
 import pytest
+from conftest import toy_recipe
 from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
 from mtl_nlp import recipe_from_dict, train
-from mtl_nlp.tokenization import load_tokenizer
+from mtl_nlp.tokenization import encoding_fingerprint, load_tokenizer
+from mtl_nlp.training.stage import prepare_tasks
 
 SENTENCE = "Angela Merkel met officials of Siemens in Munich"
 
@@ -61,3 +63,37 @@ def test_a_tiny_roberta_trains_and_scores_ner_and_saves_its_tokenizer_setting(ti
     # The saved tokenizer reads words as training did, also when loaded by transformers alone.
     saved = AutoTokenizer.from_pretrained(result.model_dir)
     assert saved(SENTENCE.split(), is_split_into_words=True).tokens() == saved(SENTENCE).tokens()
+
+
+def saved_elsewhere(tokenizer, model_dir, directory):
+    """``tokenizer`` saved with ``model_dir``'s config in ``directory``, as a trained model's directory holds it."""
+    tokenizer.save_pretrained(directory)
+    shutil.copy(model_dir / "config.json", directory)
+    return load_tokenizer(str(directory))
+
+
+def test_the_encoding_fingerprint_follows_what_the_tokenizer_does_not_where_it_lies(
+    tiny_model_dir, tiny_roberta_dir, tmp_path
+):
+    tokenizer = load_tokenizer(str(tiny_model_dir))
+    fingerprint = encoding_fingerprint(tokenizer)
+    assert encoding_fingerprint(saved_elsewhere(tokenizer, tiny_model_dir, tmp_path / "copy")) == fingerprint
+    assert encoding_fingerprint(load_tokenizer(str(tiny_roberta_dir))) != fingerprint
+    truncating_left = load_tokenizer(str(tiny_model_dir))
+    truncating_left.truncation_side = "left"
+    assert encoding_fingerprint(truncating_left) != fingerprint
+    with_new_token = load_tokenizer(str(tiny_model_dir))
+    with_new_token.add_tokens(["siemens"])
+    assert encoding_fingerprint(with_new_token) != fingerprint
+
+
+def test_data_encoded_for_training_is_found_again_with_the_tokenizer_saved_with_the_model(tiny_model_dir, tmp_path):
+    # What the fine-tuning stage and `mtl-nlp evaluate` do: load the tokenizer from the trained model's directory.
+    recipe = recipe_from_dict(toy_recipe(tmp_path, tiny_model_dir, train_rows=24))
+    first = prepare_tasks(recipe, load_tokenizer(str(tiny_model_dir)))
+    saved = saved_elsewhere(load_tokenizer(str(tiny_model_dir)), tiny_model_dir, tmp_path / "model")
+    again = prepare_tasks(recipe, saved)
+    for name, task in first.items():
+        for split, dataset in task.encoded.items():
+            assert dataset.cache_files, "the encoded split is not in the datasets cache"
+            assert again[name].encoded[split].cache_files == dataset.cache_files

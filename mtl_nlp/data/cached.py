@@ -10,8 +10,10 @@ from typing import Any
 
 from datasets import Dataset, Features
 from datasets.fingerprint import Hasher
+from transformers import PreTrainedTokenizerBase
 
 from ..errors import DataError
+from ..tokenization import encoding_fingerprint
 
 
 def read_cached(path: str, generate: Callable[..., Iterator[dict]], features: Features, **kwargs: Any) -> Dataset:
@@ -47,9 +49,16 @@ def code_fingerprint(function: Callable) -> str:
 def map_cached(dataset: Dataset, function: Callable, cache_key: Any = None, **kwargs: Any) -> Dataset:
     """``dataset.map(function, **kwargs)``, cached under a fingerprint that also covers ``function``'s code.
 
-    ``cache_key`` stands in for ``fn_kwargs`` in the fingerprint when they are too costly to hash or only known
-    once the function runs (models loaded on first use); it must then change whenever their result would.
+    A tokenizer among ``fn_kwargs`` enters the fingerprint by what it encodes (:func:`encoding_fingerprint`), not
+    by where it was loaded from. ``cache_key`` stands in for ``fn_kwargs`` in the fingerprint when they are too
+    costly to hash or only known once the function runs (models loaded on first use); it must then change whenever
+    their result would.
     """
-    key = kwargs if cache_key is None else {**kwargs, "fn_kwargs": cache_key}
+    if cache_key is None:
+        cache_key = {
+            name: encoding_fingerprint(value) if isinstance(value, PreTrainedTokenizerBase) else value
+            for name, value in kwargs.get("fn_kwargs", {}).items()
+        }
+    key = {**kwargs, "fn_kwargs": cache_key}
     fingerprint = Hasher.hash([dataset._fingerprint, code_fingerprint(function), key])
     return dataset.map(function, new_fingerprint=fingerprint, **kwargs)

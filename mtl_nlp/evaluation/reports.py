@@ -4,7 +4,9 @@ final evaluations saved next to the model."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 from ..tasks import TaskEvaluation
 
@@ -41,28 +43,59 @@ def summary_rows(evaluations: list[TaskEvaluation]) -> list[tuple[str, str, str,
     return [(e.task, e.split, e.headline, e.headline_value) for e in evaluations]
 
 
-def summary_table(evaluations: list[TaskEvaluation]) -> str:
-    """A Markdown table of each task's headline metric, readable as plain text too."""
-    lines = ["| task | split | metric | value |", "|---|---|---|---|"]
-    lines += [
-        f"| {task} | {split} | {metric} | {value:.4f} |" for task, split, metric, value in summary_rows(evaluations)
-    ]
+def markdown_table(columns: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
+    """A Markdown table of ``rows`` (cells already formatted) under ``columns``, readable as plain text too."""
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
     return "\n".join(lines) + "\n"
+
+
+def write_table_files(directory: str | Path, stem: str, rows: list[dict[str, Any]], table: str) -> list[Path]:
+    """Write ``<stem>.json`` (``rows``) and ``<stem>.md`` (``table``, the rows as Markdown) in ``directory``."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    data, markdown = directory / f"{stem}.json", directory / f"{stem}.md"
+    data.write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
+    markdown.write_text(table, encoding="utf-8")
+    return [data, markdown]
+
+
+def summary_table(evaluations: list[TaskEvaluation]) -> str:
+    """A Markdown table of each task's headline metric."""
+    rows = [(task, split, metric, f"{value:.4f}") for task, split, metric, value in summary_rows(evaluations)]
+    return markdown_table(("task", "split", "metric", "value"), rows)
 
 
 def write_summary(directory: str | Path, evaluations: list[TaskEvaluation]) -> list[Path]:
     """Write ``summary.json`` and ``summary.md`` across tasks."""
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    data = directory / "summary.json"
     rows = [
         {"task": task, "split": split, "metric": metric, "value": value}
         for task, split, metric, value in summary_rows(evaluations)
     ]
-    data.write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
-    table = directory / "summary.md"
-    table.write_text(summary_table(evaluations), encoding="utf-8")
-    return [data, table]
+    return write_table_files(directory, "summary", rows, summary_table(evaluations))
+
+
+def comparison_table(rows: list[dict[str, Any]], before: tuple[str, str], after: tuple[str, str]) -> str:
+    """A Markdown table of headline values before and after a change (a training stage, a setting) and their
+    difference. ``rows`` hold task, split, metric, difference and the two values under the keys of ``before`` and
+    ``after``, each a (key, column heading) pair; a missing value shows as –."""
+
+    def number(value: float | None, sign: str = "") -> str:
+        return "–" if value is None else f"{value:{sign}.4f}"
+
+    (before_key, before_heading), (after_key, after_heading) = before, after
+    cells = [
+        (
+            row["task"],
+            row["split"],
+            row["metric"],
+            number(row[before_key]),
+            number(row[after_key]),
+            number(row["difference"], "+"),
+        )
+        for row in rows
+    ]
+    return markdown_table(("task", "split", "metric", before_heading, after_heading, "difference"), cells)
 
 
 def write_eval_results(directory: str | Path, evaluations: list[TaskEvaluation]) -> Path:

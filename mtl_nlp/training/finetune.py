@@ -22,7 +22,7 @@ from transformers import PretrainedConfig
 
 from ..config import RecipeConfig, load_recipe, recipe_from_dict
 from ..errors import TrainingError
-from ..evaluation.reports import read_eval_results
+from ..evaluation.reports import comparison_table, read_eval_results, write_table_files
 from ..modeling.saved import load_saved_model
 from .accelerator import build_accelerator
 from .callbacks import TrainerCallback
@@ -113,8 +113,9 @@ def finetune(recipe: RecipeConfig, callbacks: Sequence[TrainerCallback] = ()) ->
         )
     if accelerator.is_main_process:
         rows = score_rows(read_eval_results(output_dir / "model") or [], results)
-        write_score_summary(output_dir / "reports", rows)
-        print(f"\nFine-tuning stage\n{score_table(rows)}\nFine-tuned runs: {output_dir / FINETUNED_FOLDER}")
+        table = comparison_table(rows, before=("joint", "joint"), after=("finetuned", "fine-tuned"))
+        write_table_files(output_dir / "reports", SUMMARY_NAME, rows, table)
+        print(f"\nFine-tuning stage\n{table}\nFine-tuned runs: {output_dir / FINETUNED_FOLDER}")
     accelerator.wait_for_everyone()
     return results
 
@@ -152,27 +153,3 @@ def score_rows(joint: list[dict[str, Any]], finetuned: dict[str, TrainingResult]
                 }
             )
     return rows
-
-
-def score_table(rows: list[dict[str, Any]]) -> str:
-    """The rows as a Markdown table, readable as plain text too."""
-
-    def number(value: float | None, sign: str = "") -> str:
-        return "–" if value is None else f"{value:{sign}.4f}"
-
-    lines = ["| task | split | metric | joint | fine-tuned | difference |", "|---|---|---|---|---|---|"]
-    lines += [
-        f"| {row['task']} | {row['split']} | {row['metric']} | {number(row['joint'])} | "
-        f"{number(row['finetuned'])} | {number(row['difference'], '+')} |"
-        for row in rows
-    ]
-    return "\n".join(lines) + "\n"
-
-
-def write_score_summary(directory: Path, rows: list[dict[str, Any]]) -> list[Path]:
-    """Write ``finetune_summary.json`` and ``finetune_summary.md`` in ``directory``."""
-    directory.mkdir(parents=True, exist_ok=True)
-    data, table = directory / f"{SUMMARY_NAME}.json", directory / f"{SUMMARY_NAME}.md"
-    data.write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
-    table.write_text(score_table(rows), encoding="utf-8")
-    return [data, table]
