@@ -105,9 +105,13 @@ def assert_column_equals(task, expected: list[np.ndarray]) -> None:
 def test_cached_soft_targets_are_the_teachers_mean_probabilities(teacher_dir, tiny_model_dir, tmp_path):
     second = perturbed_copy(teacher_dir, tmp_path / "second", seed=1)
     raw = toy_recipe(tmp_path, tiny_model_dir, train_rows=24)
+    plain = prepare_tasks(recipe_from_dict(raw), load_tokenizer(str(tiny_model_dir)))
     tasks = distilled(with_teachers(raw, {"ner": [teacher_dir, second], "sentiment": [teacher_dir]}))
     for name, teachers in (("ner", [teacher_dir, second]), ("sentiment", [teacher_dir])):
         task = tasks[name]
+        # The teachers read the split by length; the split keeps its order, and its lengths as Task.lengths reads them.
+        assert task.encoded["train"].remove_columns(TEACHER_COLUMN).to_list() == plain[name].encoded["train"].to_list()
+        np.testing.assert_array_equal(task.lengths("train"), plain[name].lengths("train"))
         each = [direct_probabilities(directory, task, TEMPERATURE) for directory in teachers]
         assert_column_equals(task, [np.mean(rows, axis=0) for rows in zip(*each)])
         assert task.encoded["train"].features[TEACHER_COLUMN].feature.dtype == "float32"

@@ -246,17 +246,21 @@ def add_teacher_probabilities(
 ) -> None:
     """Check that each teacher's outputs are its task's labels, then add the teachers' probabilities to the task's
     encoded training split (float32). They are computed once and read back from the ``datasets`` cache while the
-    encoded split, the teachers' files and the temperature stay the same."""
+    encoded split, the teachers' files and the temperature stay the same.
+
+    The teachers read the split longest first, in batches of ``batch_size`` examples of like lengths (little
+    padding, as in evaluation); the split keeps its order."""
     for name, task_teachers in teachers.items():
         task = tasks[name]
         for teacher in task_teachers:
             _check_labels(task, teacher)
         ensemble = TeacherEnsemble(task, task_teachers, config.temperature, device)
-        train = task.encoded["train"]
-        features = train.features.copy()
+        order = np.argsort(-task.lengths("train"), kind="stable")
+        by_length = task.encoded["train"].select(order)
+        features = by_length.features.copy()
         features[TEACHER_COLUMN] = List(Value("float32"))
-        task.encoded["train"] = map_cached(
-            train,
+        taught = map_cached(
+            by_length,
             _with_teacher_probabilities,
             cache_key=ensemble.cache_key(),
             batched=True,
@@ -265,6 +269,8 @@ def add_teacher_probabilities(
             fn_kwargs={"ensemble": ensemble},
             desc=f"Teachers of {name}",
         )
+        # Back in the split's order, stored contiguously: Task.lengths reads the Arrow table without an index map.
+        task.encoded["train"] = taught.select(np.argsort(order)).flatten_indices()
 
 
 def distillation_kl(
