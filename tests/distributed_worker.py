@@ -5,8 +5,9 @@ Used by tests/test_distributed.py, under torchrun for two processes or called in
     python -m torch.distributed.run --nproc_per_node 2 tests/distributed_worker.py RECIPE RECORD_DIR 2
 
 The record holds the world this process saw, every training batch the trainer read (task and example
-indices), what each evaluation sent to and received from the other ranks, and a SHA-256 digest of
-every tensor of the trained (unwrapped) model.
+indices), what each evaluation sent to and received from the other ranks, the distillation teachers this
+process loaded and the soft targets it trained on, and a SHA-256 digest of every tensor of the
+trained (unwrapped) model.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ import torch
 
 from mtl_nlp import load_recipe, train
 from mtl_nlp.evaluation import evaluator
+from mtl_nlp.tasks.base import TEACHER_COLUMN
+from mtl_nlp.training import distillation
 from mtl_nlp.training.trainer import MultiTaskBatches, MultiTaskTrainer
 
 
@@ -42,8 +45,9 @@ def tensor_digests(state: dict[str, torch.Tensor]) -> dict[str, str]:
 @contextmanager
 def recording(record: dict[str, Any]) -> Iterator[None]:
     """Record the training batches the trainer reads, what each evaluation sends to and receives from the
-    other ranks, and the trainer itself."""
+    other ranks, the teachers loaded, and the trainer itself."""
     read_batch = MultiTaskBatches.__getitem__
+    load_teacher = distillation.Teacher.load
     predict = evaluator.predict_split
     gather = evaluator.gather_object
     run_training = MultiTaskTrainer.train
@@ -68,6 +72,10 @@ def recording(record: dict[str, Any]) -> Iterator[None]:
             evaluation["losses_sent"], evaluation["losses_received"] = len(objects), len(gathered)
         return gathered
 
+    def recorded_load_teacher(self, device):
+        record["teacher_loads"].append(str(self.path))
+        return load_teacher(self, device)
+
     def recorded_train(self, *args, **kwargs):
         record["trainer"] = self
         return run_training(self, *args, **kwargs)
@@ -77,13 +85,14 @@ def recording(record: dict[str, Any]) -> Iterator[None]:
         mock.patch.object(evaluator, "predict_split", recorded_predict),
         mock.patch.object(evaluator, "gather_object", recorded_gather),
         mock.patch.object(MultiTaskTrainer, "train", recorded_train),
+        mock.patch.object(distillation.Teacher, "load", recorded_load_teacher),
     ):
         yield
 
 
 def run(recipe_path: str | Path, record_dir: str | Path, world_size: int) -> dict[str, Any]:
     """Train the recipe in this process (one rank of ``world_size``) and write this rank's record."""
-    record: dict[str, Any] = {"batches": [], "evaluations": []}
+    record: dict[str, Any] = {"batches": [], "evaluations": [], "teacher_loads": []}
     with recording(record):
         result = train(load_recipe(recipe_path))
     trainer = record.pop("trainer")
@@ -97,6 +106,11 @@ def run(recipe_path: str | Path, record_dir: str | Path, world_size: int) -> dic
         distributed_type=accelerator.distributed_type.value,
         model_dir=str(result.model_dir),
         digests=tensor_digests(accelerator.unwrap_model(trainer.model).state_dict()),
+        soft_targets={
+            name: task.encoded["train"][TEACHER_COLUMN][:]
+            for name, task in trainer.tasks.items()
+            if TEACHER_COLUMN in task.encoded["train"].column_names
+        },
     )
     record_dir = Path(record_dir)
     record_dir.mkdir(parents=True, exist_ok=True)

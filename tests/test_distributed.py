@@ -17,6 +17,8 @@ import sys
 from contextlib import contextmanager
 from pathlib import Path
 
+import datasets
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -30,7 +32,9 @@ from mtl_nlp import MultiTaskModel, load_recipe
 from mtl_nlp.config import TrainingConfig
 from mtl_nlp.errors import TrainingError
 from mtl_nlp.evaluation.evaluator import evaluate_task, predict_split
+from mtl_nlp.tasks.base import TEACHER_COLUMN
 from mtl_nlp.tokenization import load_tokenizer
+from mtl_nlp.training import distillation
 from mtl_nlp.training.history import read_history
 from mtl_nlp.training.run import prepare_tasks
 from mtl_nlp.training.trainer import build_accelerator
@@ -194,6 +198,57 @@ def test_distributed_evaluation_equals_one_process_scoring_the_saved_model(runs)
         distributed_loss = report["metrics"].pop("loss")
         assert distributed_loss == pytest.approx(evaluation.metrics.pop("loss"), rel=1e-6)
         assert report["metrics"] == json.loads(json.dumps(evaluation.metrics)), name
+
+
+@pytest.fixture(scope="module")
+def distilled_ranks(no_dropout_model_dir, tmp_path_factory) -> dict:
+    """Two processes training a student of a teacher (an untrained copy of the model: what it teaches does not
+    matter here, only that both ranks learn the same from it)."""
+    directory = tmp_path_factory.mktemp("distributed-distillation")
+    recipe_path = write_recipe(directory, no_dropout_model_dir, PER_DEVICE_BATCH)
+    raw = yaml.safe_load(recipe_path.read_text(encoding="utf-8"))
+    tokenizer = load_tokenizer(str(no_dropout_model_dir))
+    tasks = prepare_tasks(load_recipe(recipe_path), tokenizer)
+    teacher = directory / "teacher"
+    descriptions = {name: task.description() for name, task in tasks.items()}
+    MultiTaskModel.from_backbone(str(no_dropout_model_dir), descriptions).save_pretrained(teacher)
+    tokenizer.save_pretrained(teacher)
+    raw["distillation"] = {"teachers": {name: [str(teacher)] for name in tasks}, "alpha": 0.5}
+    recipe_path.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    ranks = run_two_processes(recipe_path, directory / "records")
+    return {"ranks": ranks, "recipe": load_recipe(recipe_path), "teacher": teacher}
+
+
+def test_distributed_distillation_runs_the_teachers_once_and_trains_both_ranks_on_the_same_targets(
+    distilled_ranks, monkeypatch
+):
+    first, second = distilled_ranks["ranks"]
+    # The main process runs the teachers; the other reads their probabilities from the datasets cache.
+    assert sorted(first["teacher_loads"]) == [str(distilled_ranks["teacher"])] * 2
+    assert second["teacher_loads"] == []
+    assert first["soft_targets"].keys() == {"ner", "sentiment"}
+    assert first["soft_targets"] == second["soft_targets"]
+    # They are the teacher's probabilities as one process computes them, here, without the ranks' cache.
+    loads = []
+    load = distillation.Teacher.load
+    monkeypatch.setattr(distillation.Teacher, "load", lambda self, device: loads.append(self) or load(self, device))
+    recipe = distilled_ranks["recipe"]
+    tokenizer = load_tokenizer(recipe.model.name_or_path)
+    datasets.disable_caching()
+    try:
+        tasks = prepare_tasks(recipe, tokenizer)
+        teachers = distillation.check_teachers(recipe, tokenizer)
+        with torch_threads(1):
+            distillation.add_teacher_probabilities(
+                tasks, teachers, recipe.distillation, torch.device("cpu"), EVAL_BATCH
+            )
+    finally:
+        datasets.enable_caching()
+    assert len(loads) == 2
+    for name, task in tasks.items():
+        for mine, theirs in zip(task.encoded["train"][TEACHER_COLUMN], first["soft_targets"][name], strict=True):
+            np.testing.assert_allclose(mine, theirs, atol=1e-6)
+    assert first["digests"] == second["digests"]
 
 
 def test_a_launch_that_accelerate_cannot_join_fails_instead_of_training_alone(monkeypatch):
