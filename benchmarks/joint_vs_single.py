@@ -16,7 +16,11 @@ command line; it is scored on the full dev sets (entity F1, accuracy). Contender
   first two seeds, averaged — with the ``distillation`` section's defaults (T = 2, alpha 0.5); compared with the mean
   of its teachers' scores as well;
 - ``total_steps``: both tasks for S steps in all, sampled in proportion to their sizes, so each task gets only its
-  share of a single run's steps (the equal-total-steps comparison, reported apart).
+  share of a single run's steps (the equal-total-steps comparison, reported apart);
+- ``all_tasks``: both tasks at every step (``sampling.mode: all_tasks``, the sum of their losses) for S steps, so
+  each task again gets S batches;
+- ``gradnorm``: ``all_tasks`` with GradNorm's learned loss weights (``weighting.method: gradnorm``, its defaults);
+  reported apart, with its paired difference to ``all_tasks``.
 
 (``finetune_2e-4``, when the results hold it, is the stage at the joint run's own rate, 2e-4.)
 
@@ -44,7 +48,7 @@ from mtl_nlp.training.finetune import finetune, load_run_recipe
 RECIPE = REPOSITORY / "recipes" / "ner_sentiment_recommended.yaml"
 TASKS = {"ner": "NER dev F1", "sentiment": "SST-2 dev accuracy"}
 # Contenders in the order they run: a phase for every seed before the next phase.
-PHASES = (("single", "joint", "finetune"), ("distilled",), ("total_steps",))
+PHASES = (("single", "joint", "finetune"), ("distilled",), ("total_steps",), ("all_tasks", "gradnorm"))
 CONTENDERS = [contender for phase in PHASES for contender in phase]
 TEACHER_SEEDS = 2
 
@@ -119,8 +123,11 @@ def run_contender(args: argparse.Namespace, contender: str, log: ResultLog) -> N
         }
         extra = ["sampling.strategy=round_robin", f"distillation={json.dumps({'teachers': teachers})}"]
         runs = [("distilled", list(TASKS), steps * len(TASKS), extra)]
-    else:
+    elif contender == "total_steps":
         runs = [("total_steps", list(TASKS), steps, ["sampling.strategy=proportional"])]
+    else:
+        extra = ["sampling.mode=all_tasks"] + (["weighting.method=gradnorm"] if contender == "gradnorm" else [])
+        runs = [(contender, list(TASKS), steps, extra)]
     for name, tasks, run_steps, extra in runs:
         if log.find(run=name, seed=args.seed) is not None:
             continue
@@ -158,6 +165,18 @@ def comparison_table(log: ResultLog, runs: list[str]) -> str:
     return markdown_table([*columns, "wall s per seed (single: both runs)"], rows)
 
 
+def paired_table(log: ResultLog, run: str, baseline: str) -> str:
+    """Per task: ``run``'s dev score against ``baseline``'s, paired by seed."""
+    rows = []
+    for task, title in TASKS.items():
+        before, after = scores_by_seed(log, baseline, task), scores_by_seed(log, run, task)
+        differences = [score - before[seed] for seed, score in after.items() if seed in before]
+        if differences:
+            rows.append([title, mean_and_spread(list(before.values())), mean_and_spread(list(after.values()))])
+            rows[-1].append(mean_and_spread(differences))
+    return markdown_table(["task", baseline, run, f"paired {run} − {baseline}"], rows)
+
+
 def teacher_table(log: ResultLog, seeds: list[int]) -> str:
     """The distilled students against the mean score of their teachers."""
     rows = []
@@ -183,7 +202,10 @@ def report(log: ResultLog, args: argparse.Namespace) -> str:
         f"Distilled students against their teachers (seeds {', '.join(map(str, teacher_seeds(args)))})\n\n"
         f"{teacher_table(log, teacher_seeds(args))}\n\n"
         f"Equal total steps ({steps} in all; the joint run gives each task its proportional share)\n\n"
-        f"{comparison_table(log, ['single', 'total_steps'])}"
+        f"{comparison_table(log, ['single', 'total_steps'])}\n\n"
+        f"Both tasks at every step ({steps} steps, a batch of each task per step)\n\n"
+        f"{comparison_table(log, ['single', 'all_tasks', 'gradnorm'])}\n\n"
+        f"{paired_table(log, 'gradnorm', 'all_tasks')}"
     )
 
 
