@@ -25,3 +25,5 @@ def test_quickstart_notebook_executes(tiny_model_dir, tmp_path, monkeypatch):
     assert "ner / validation" in text
     assert sum("image/png" in output.get("data", {}) for output in outputs) == 3
     assert (tmp_path / "runs" / "notebook-ner" / "config.json").exists()
+    assert "| joint | fine-tuned | difference |" in text  # the fine-tuning stage's summary
+    assert (tmp_path / "runs" / "notebook" / "finetuned" / "ner" / "model" / "model.safetensors").exists()
