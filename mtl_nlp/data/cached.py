@@ -49,14 +49,14 @@ def code_fingerprint(function: Callable) -> str:
 def map_cached(dataset: Dataset, function: Callable, cache_key: Any = None, **kwargs: Any) -> Dataset:
     """``dataset.map(function, **kwargs)``, cached under a fingerprint that also covers ``function``'s code.
 
-    A tokenizer among ``fn_kwargs`` enters the fingerprint by what it encodes (:func:`encoding_fingerprint`), not
-    by where it was loaded from. ``cache_key`` stands in for ``fn_kwargs`` in the fingerprint when they are too
+    A fast tokenizer among ``fn_kwargs`` enters the fingerprint by what it encodes (:func:`encoding_fingerprint`),
+    not by where it was loaded from. ``cache_key`` stands in for ``fn_kwargs`` in the fingerprint when they are too
     costly to hash or only known once the function runs (models loaded on first use); it must then change whenever
     their result would.
     """
     if cache_key is None:
         cache_key = {
-            name: encoding_fingerprint(value) if isinstance(value, PreTrainedTokenizerBase) else value
+            name: encoding_fingerprint(value) if isinstance(value, PreTrainedTokenizerBase) and value.is_fast else value
             for name, value in kwargs.get("fn_kwargs", {}).items()
         }
     key = {**kwargs, "fn_kwargs": cache_key}
