@@ -235,7 +235,9 @@ class SamplingConfig:
         default="one_task",
     )
     group_by_length: bool = option(
-        "Build training batches of similar lengths (much less padding), still shuffled every pass.", default=True
+        "Build training batches of similar lengths, still shuffled every pass: much less padding (1.4x faster on "
+        "CoNLL-2003), but 0.8-0.9 F1 lower there than random batches (docs/sampling.md).",
+        default=False,
     )
 
     def __post_init__(self) -> None:
