@@ -20,7 +20,9 @@ command line; it is scored on the full dev sets (entity F1, accuracy). Contender
 - ``all_tasks``: both tasks at every step (``sampling.mode: all_tasks``, the sum of their losses) for S steps, so
   each task again gets S batches;
 - ``gradnorm``: ``all_tasks`` with GradNorm's learned loss weights (``weighting.method: gradnorm``, its defaults);
-  reported apart, with its paired difference to ``all_tasks``.
+  reported apart, with its paired difference to ``all_tasks``;
+- ``gradnorm_equal_norms``: ``gradnorm`` with ``gradnorm_alpha: 0``, which asks for equal gradient norms whatever
+  the tasks' training rates.
 
 (``finetune_2e-4``, when the results hold it, is the stage at the joint run's own rate, 2e-4.)
 
@@ -48,7 +50,12 @@ from mtl_nlp.training.finetune import finetune, load_run_recipe
 RECIPE = REPOSITORY / "recipes" / "ner_sentiment_recommended.yaml"
 TASKS = {"ner": "NER dev F1", "sentiment": "SST-2 dev accuracy"}
 # Contenders in the order they run: a phase for every seed before the next phase.
-PHASES = (("single", "joint", "finetune"), ("distilled",), ("total_steps",), ("all_tasks", "gradnorm"))
+PHASES = (
+    ("single", "joint", "finetune"),
+    ("distilled",),
+    ("total_steps",),
+    ("all_tasks", "gradnorm", "gradnorm_equal_norms"),
+)
 CONTENDERS = [contender for phase in PHASES for contender in phase]
 TEACHER_SEEDS = 2
 
@@ -126,8 +133,12 @@ def run_contender(args: argparse.Namespace, contender: str, log: ResultLog) -> N
     elif contender == "total_steps":
         runs = [("total_steps", list(TASKS), steps, ["sampling.strategy=proportional"])]
     else:
-        extra = ["sampling.mode=all_tasks"] + (["weighting.method=gradnorm"] if contender == "gradnorm" else [])
-        runs = [(contender, list(TASKS), steps, extra)]
+        weighting = {
+            "all_tasks": [],
+            "gradnorm": ["weighting.method=gradnorm"],
+            "gradnorm_equal_norms": ["weighting.method=gradnorm", "weighting.gradnorm_alpha=0"],
+        }
+        runs = [(contender, list(TASKS), steps, ["sampling.mode=all_tasks", *weighting[contender]])]
     for name, tasks, run_steps, extra in runs:
         if log.find(run=name, seed=args.seed) is not None:
             continue
@@ -204,8 +215,9 @@ def report(log: ResultLog, args: argparse.Namespace) -> str:
         f"Equal total steps ({steps} in all; the joint run gives each task its proportional share)\n\n"
         f"{comparison_table(log, ['single', 'total_steps'])}\n\n"
         f"Both tasks at every step ({steps} steps, a batch of each task per step)\n\n"
-        f"{comparison_table(log, ['single', 'all_tasks', 'gradnorm'])}\n\n"
-        f"{paired_table(log, 'gradnorm', 'all_tasks')}"
+        f"{comparison_table(log, ['single', 'all_tasks', 'gradnorm', 'gradnorm_equal_norms'])}\n\n"
+        f"{paired_table(log, 'gradnorm', 'all_tasks')}\n\n"
+        f"{paired_table(log, 'gradnorm_equal_norms', 'all_tasks')}"
     )
 
 
