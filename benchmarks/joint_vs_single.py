@@ -73,6 +73,8 @@ def build_recipe(args: argparse.Namespace, tasks: list[str], steps: int, run_dir
         "training.eval_every_steps=0",
         *extra,
     ]
+    if args.group_by_length is not None:
+        overrides.append(f"sampling.group_by_length={args.group_by_length}")
     sizes = {"ner": args.ner_train_size, "sentiment": args.sst2_train_size}
     for task in tasks:
         if sizes[task] is not None:
@@ -231,6 +233,12 @@ def main() -> None:
     parser.add_argument("--sst2-train-size", type=int, default=None, help="First N SST-2 rows (the recipe's 20,000).")
     parser.add_argument("--dev-size", type=int, default=None, help="First N rows of each dev set (all).")
     parser.add_argument("--contenders", nargs="+", choices=CONTENDERS, default=list(CONTENDERS))
+    parser.add_argument(
+        "--group-by-length",
+        choices=["true", "false"],
+        default=None,
+        help="Override the recipe's sampling.group_by_length (true there) in every run; use another --output-dir.",
+    )
     parser.add_argument("--output-dir", default="runs/benchmarks/joint_vs_single")
     parser.add_argument("--report-only", action="store_true", help="Print the tables of the runs done so far.")
     args = parser.parse_args()
