@@ -89,8 +89,8 @@ def ner_recipe(
             "model": {"name_or_path": BACKBONE},
             "output_dir": str(output_dir),
             "training": training,
-            # The speed figures are for length-grouped batches, whatever the default.
-            "sampling": {"group_by_length": not defaults},
+            # The speed figures are for length-grouped batches, whatever the default; with ``defaults``, the default.
+            "sampling": {} if defaults else {"group_by_length": True},
             "tasks": {"ner": task},
         }
     )
